@@ -1,0 +1,133 @@
+# loyalty-edge: build, test, demo and benchmarks.
+#
+#   make            build build/ngx_http_loyalty_module.so
+#   make test       install dependencies, build, run every test (prove)
+#   make test-asan  the same suite against an ASan/UBSan build
+#   make demo       run the two-store demo on loopback
+#   make bench      benchmarks (not part of make test)
+
+SHELL        := /bin/bash
+CC           ?= cc
+NGX_SRC      ?= /usr/share/nginx/src
+BUILD        := build
+MODULE       := $(BUILD)/ngx_http_loyalty_module.so
+ASAN_MODULE  := $(BUILD)/asan/ngx_http_loyalty_module.so
+
+# Debian packages needed by the build, tests, demo and benchmarks.
+DEPS_PKGS := gcc make perl nginx nginx-dev redis-server \
+    libhiredis-dev libjson-c-dev libssl-dev libxml2-dev \
+    libpcre2-dev zlib1g-dev libevent-dev libcurl4-openssl-dev \
+    libyaml-dev libcyaml-dev wrk procps \
+    libnginx-mod-http-lua lua-nginx-redis lua-nginx-string
+
+CORE_SRCS   := $(wildcard src/core/*.c)
+CORE_HDRS   := $(wildcard src/core/*.h)
+MODULE_SRCS := $(wildcard src/module/*.c) $(wildcard src/module/*.h)
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/t/unit/%.t,$(UNIT_SRCS))
+ASAN_UNITS  := $(patsubst t/unit/%.c,$(BUILD)/asan/t/unit/%.t,$(UNIT_SRCS))
+
+# Debian's own compiler flags for nginx, so the module matches the binary.
+NGX_CC_OPT  := -g -O2 -fstack-protector-strong -Wformat \
+    -Werror=format-security -fPIC -Wdate-time -D_FORTIFY_SOURCE=2
+NGX_LD_OPT  := -Wl,-z,relro -Wl,-z,now -fPIC
+SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
+    -fno-sanitize-recover=undefined
+UNIT_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -g -O1 -Isrc/core -It/lib
+UNIT_LIBS   := -lcrypto -ljson-c
+
+LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
+
+.PHONY: all module module-asan unit deps test test-asan demo bench \
+    bench-edge clean
+
+all: module
+
+deps:
+	@missing=""; \
+	for p in $(DEPS_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && \
+	    apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	    echo "deps: all installed"; \
+	fi
+
+module: $(MODULE)
+
+# configure once per build tree; the generated objs/Makefile tracks the
+# module's sources, so later runs only recompile what changed
+$(BUILD)/nginx/objs/Makefile: config
+	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD)
+	cp -a $(NGX_SRC) $(BUILD)/nginx
+	cd $(BUILD)/nginx && . ./conf_flags && ./configure \
+	    "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(NGX_CC_OPT)" \
+	    --with-ld-opt="$(NGX_LD_OPT)" --add-dynamic-module=$(CURDIR) \
+	    > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
+        $(MODULE_SRCS)
+	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
+	cp $(BUILD)/nginx/objs/ngx_http_loyalty_module.so $@
+
+module-asan: $(ASAN_MODULE)
+
+$(BUILD)/nginx-asan/objs/Makefile: config
+	rm -rf $(BUILD)/nginx-asan && mkdir -p $(BUILD)
+	cp -a $(NGX_SRC) $(BUILD)/nginx-asan
+	cd $(BUILD)/nginx-asan && . ./conf_flags && ./configure \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --with-cc-opt="-g -O1 -fPIC $(SAN_FLAGS)" \
+	    --with-ld-opt="-fPIC $(SAN_FLAGS)" --add-dynamic-module=$(CURDIR) \
+	    > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
+
+$(ASAN_MODULE): $(BUILD)/nginx-asan/objs/Makefile $(CORE_SRCS) \
+        $(CORE_HDRS) $(MODULE_SRCS)
+	$(MAKE) -s -C $(BUILD)/nginx-asan -f objs/Makefile modules
+	mkdir -p $(dir $@)
+	cp $(BUILD)/nginx-asan/objs/ngx_http_loyalty_module.so $@
+
+unit: $(UNIT_BINS)
+
+$(BUILD)/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
+
+$(BUILD)/asan/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
+
+test: deps
+	$(MAKE) all unit
+	prove -r t/ $(BUILD)/t/unit/
+
+# The stock nginx binary loads the sanitized module; libasan must be the
+# first library in the process, so the harness preloads it into nginx only.
+test-asan: deps
+	$(MAKE) module-asan $(ASAN_UNITS)
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    prove $(BUILD)/asan/t/unit/
+	LOYALTY_MODULE=$(CURDIR)/$(ASAN_MODULE) \
+	LOYALTY_NGINX_PRELOAD=$(LIBASAN) \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1 \
+	    prove -r t/edge/
+
+demo: deps
+	$(MAKE) all
+	t/demo/run
+
+bench: bench-edge
+
+bench-edge: deps
+	$(MAKE) all
+	t/bench/edge
+
+clean:
+	rm -rf $(BUILD)

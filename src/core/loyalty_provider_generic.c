@@ -1,0 +1,100 @@
+/*
+ * Copyright (C) loyalty-edge authors
+ *
+ * Generic HMAC senders: HMAC-SHA256 or HMAC-SHA1 of the raw body, hex or
+ * base64, in a configurable header; the event id from a configurable
+ * header or, failing that, the body's SHA-256.
+ */
+
+
+#include <string.h>
+
+#include "loyalty_provider.h"
+
+
+static int loyalty_generic_key(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
+    loyalty_err_t *err);
+static int loyalty_generic_verify(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, loyalty_err_t *err);
+static int loyalty_generic_normalize(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const loyalty_alloc_t *a,
+    loyalty_batch_t *out, loyalty_err_t *err);
+
+
+const loyalty_provider_t  loyalty_provider_generic = {
+    "generic",
+    loyalty_generic_key,
+    loyalty_generic_verify,
+    loyalty_generic_normalize
+};
+
+
+static int
+loyalty_generic_key(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
+    loyalty_err_t *err)
+{
+    *key = loyalty_hmac_key_create(conf->md, secret->data, secret->len,
+                                   err);
+
+    return (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
+}
+
+
+static int
+loyalty_generic_verify(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, loyalty_err_t *err)
+{
+    loyalty_str_t  sig;
+
+    if (req->header(req, conf->signature_header, &sig) != LOYALTY_OK) {
+        loyalty_err_set(err, LOYALTY_ERR_SIGNATURE, "missing %s header",
+                        conf->signature_header);
+        return LOYALTY_DECLINED;
+    }
+
+    return loyalty_sig_body_verify(
+               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
+               conf->encoding, &sig, &req->body, err);
+}
+
+
+static int
+loyalty_generic_normalize(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const loyalty_alloc_t *a,
+    loyalty_batch_t *out, loyalty_err_t *err)
+{
+    loyalty_str_t     id;
+    loyalty_event_t  *ev;
+
+    static const char  *topic_keys[] = { "type", "topic", "event", NULL };
+    static const char  *time_keys[] = {
+        "timestamp", "occurred_at", "created_at", NULL
+    };
+
+    ev = loyalty_provider_event(req, a, "generic", out);
+    if (ev == NULL) {
+        loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
+        return LOYALTY_ERROR;
+    }
+
+    if (conf->id_header != NULL) {
+        if (req->header(req, conf->id_header, &id) != LOYALTY_OK
+            || !loyalty_event_id_valid(id.data, id.len))
+        {
+            loyalty_err_set(err, LOYALTY_ERR_INPUT, "missing or invalid %s",
+                            conf->id_header);
+            return LOYALTY_DECLINED;
+        }
+
+        ev->id = id;
+
+    } else if (loyalty_provider_body_digest(req, a, &ev->id) != LOYALTY_OK) {
+        loyalty_err_set(err, LOYALTY_ERR_NOMEM, "digest failed");
+        return LOYALTY_ERROR;
+    }
+
+    return loyalty_provider_json_event(req, a, ev, topic_keys, time_keys,
+                                       req->now, 0, err);
+}

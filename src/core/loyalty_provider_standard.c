@@ -1,0 +1,127 @@
+/*
+ * Copyright (C) loyalty-edge authors
+ *
+ * Standard Webhooks v1: webhook-id, webhook-timestamp, webhook-signature
+ * over "id.timestamp.body", "whsec_" base64 secrets.
+ */
+
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "loyalty_provider.h"
+
+
+static int loyalty_standard_key(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
+    loyalty_err_t *err);
+static int loyalty_standard_verify(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, loyalty_err_t *err);
+static int loyalty_standard_normalize(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const loyalty_alloc_t *a,
+    loyalty_batch_t *out, loyalty_err_t *err);
+
+
+const loyalty_provider_t  loyalty_provider_standard = {
+    "standard",
+    loyalty_standard_key,
+    loyalty_standard_verify,
+    loyalty_standard_normalize
+};
+
+
+static int
+loyalty_standard_key(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
+    loyalty_err_t *err)
+{
+    int      rc;
+    size_t   len;
+    u_char  *raw;
+
+    (void) conf;
+
+    raw = malloc(secret->len + 1);
+    if (raw == NULL) {
+        loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
+        return LOYALTY_ERROR;
+    }
+
+    rc = loyalty_sig_standard_key(secret, raw, &len, err);
+
+    if (rc == LOYALTY_OK) {
+        *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, raw, len, err);
+        rc = (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
+    }
+
+    memset(raw, 0, secret->len + 1);
+    free(raw);
+
+    return rc;
+}
+
+
+static int
+loyalty_standard_verify(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, loyalty_err_t *err)
+{
+    loyalty_sig_standard_t  in;
+
+    memset(&in, 0, sizeof(loyalty_sig_standard_t));
+
+    (void) req->header(req, "webhook-id", &in.id);
+    (void) req->header(req, "webhook-timestamp", &in.timestamp);
+    (void) req->header(req, "webhook-signature", &in.signature);
+
+    in.body = req->body;
+    in.now = req->now;
+    in.tolerance = conf->tolerance;
+
+    return loyalty_sig_standard_verify(
+               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
+               &in, err);
+}
+
+
+static int
+loyalty_standard_normalize(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const loyalty_alloc_t *a,
+    loyalty_batch_t *out, loyalty_err_t *err)
+{
+    time_t            ts;
+    size_t            i;
+    loyalty_str_t     id, stamp;
+    loyalty_event_t  *ev;
+
+    static const char  *topic_keys[] = { "type", NULL };
+    static const char  *time_keys[] = { "timestamp", NULL };
+
+    (void) conf;
+
+    if (req->header(req, "webhook-id", &id) != LOYALTY_OK
+        || !loyalty_event_id_valid(id.data, id.len))
+    {
+        loyalty_err_set(err, LOYALTY_ERR_INPUT, "invalid webhook-id");
+        return LOYALTY_DECLINED;
+    }
+
+    /* verified already: digits only */
+    ts = 0;
+
+    if (req->header(req, "webhook-timestamp", &stamp) == LOYALTY_OK) {
+        for (i = 0; i < stamp.len && i < 12; i++) {
+            ts = ts * 10 + (stamp.data[i] - '0');
+        }
+    }
+
+    ev = loyalty_provider_event(req, a, "standard", out);
+    if (ev == NULL) {
+        loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
+        return LOYALTY_ERROR;
+    }
+
+    ev->id = id;
+
+    return loyalty_provider_json_event(req, a, ev, topic_keys, time_keys,
+                                       ts, 1, err);
+}
