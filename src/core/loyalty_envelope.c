@@ -113,6 +113,9 @@ loyalty_envelope_decode(const loyalty_str_t *fv, size_t n,
                 if (v->data[k] < '0' || v->data[k] > '9') {
                     goto bad_received;
                 }
+                if (ev->received > (INT64_MAX - (v->data[k] - '0')) / 10) {
+                    goto bad_received;
+                }
                 ev->received = ev->received * 10 + (v->data[k] - '0');
             }
         } else if (loyalty_str_eq(f, "corr")) {

@@ -51,6 +51,10 @@ loyalty_identity_email(const loyalty_str_t *in, const loyalty_alloc_t *a,
             at = i;
 
         } else if (ch == '.' && at != len) {
+            /* no empty label: "a@.b.c", "a@b..c" */
+            if (i == at + 1 || s[i - 1] == '.') {
+                return LOYALTY_DECLINED;
+            }
             dot = i;
         }
     }

@@ -184,12 +184,24 @@ int
 loyalty_provider_time(time_t t, const loyalty_alloc_t *a,
     loyalty_str_t *out)
 {
-    char  buf[32];
+    char           buf[32];
+    size_t         len;
+    const u_char  *p;
 
-    out->len = loyalty_rfc3339(t, buf);
-    out->data = loyalty_alloc_copy(a, buf, out->len);
+    len = loyalty_rfc3339(t, buf);
+    if (len == 0) {
+        return LOYALTY_DECLINED;
+    }
 
-    return out->data ? LOYALTY_OK : LOYALTY_ERROR;
+    p = loyalty_alloc_copy(a, buf, len);
+    if (p == NULL) {
+        return LOYALTY_ERROR;
+    }
+
+    out->data = p;
+    out->len = len;
+
+    return LOYALTY_OK;
 }
 
 

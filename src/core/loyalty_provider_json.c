@@ -61,12 +61,18 @@ loyalty_provider_json_event(const loyalty_request_t *req,
     ev->occurred.len = 0;
 
     for (k = time_keys; *k != NULL; k++) {
-        if (loyalty_provider_json_time(body, *k, a, &ev->occurred)
-            == LOYALTY_OK)
-        {
+        rc = loyalty_provider_json_time(body, *k, a, &ev->occurred);
+
+        if (rc == LOYALTY_OK) {
             break;
         }
+
+        if (rc == LOYALTY_ERROR) {
+            goto done;
+        }
     }
+
+    rc = LOYALTY_ERROR;
 
     if (ev->occurred.len == 0
         && loyalty_provider_time(fallback_time, a, &ev->occurred)
@@ -90,7 +96,7 @@ loyalty_provider_json_event(const loyalty_request_t *req,
 
 done:
 
-    if (rc == LOYALTY_ERROR && err->msg[0] == '\0') {
+    if (rc == LOYALTY_ERROR) {
         loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
     }
 
@@ -147,8 +153,15 @@ loyalty_provider_json_time(json_object *obj, const char *key,
         }
     }
 
-    out->len = json_object_get_string_len(v);
-    out->data = loyalty_alloc_copy(a, p, out->len);
+    i = json_object_get_string_len(v);
 
-    return out->data ? LOYALTY_OK : LOYALTY_ERROR;
+    p = loyalty_alloc_copy(a, p, i);
+    if (p == NULL) {
+        return LOYALTY_ERROR;
+    }
+
+    out->data = p;
+    out->len = i;
+
+    return LOYALTY_OK;
 }

@@ -163,6 +163,15 @@ ngx_http_loyalty_submit(ngx_http_request_t *r, ngx_http_loyalty_op_t *op)
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_loyalty_module);
 
     if (lmcf->client == NULL) {
+        /*
+         * a cycle built by a reload in single-process mode never ran
+         * init_process: connect now, answer 503 until ready
+         */
+        if (ngx_process == NGX_PROCESS_SINGLE) {
+            lmcf->client = ngx_http_loyalty_redis_create(&lmcf->redis,
+                                                         ngx_cycle->log);
+        }
+
         return NGX_DECLINED;
     }
 

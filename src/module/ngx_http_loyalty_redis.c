@@ -10,7 +10,7 @@
 
 
 #define NGX_HTTP_LOYALTY_REDIS_BACKOFF_MIN   100
-#define NGX_HTTP_LOYALTY_REDIS_BACKOFF_MAX   5000
+#define NGX_HTTP_LOYALTY_REDIS_BACKOFF_MAX   1000
 
 
 typedef enum {
@@ -105,7 +105,11 @@ ngx_http_loyalty_redis_submit(ngx_http_loyalty_redis_t *rc,
     ngx_http_loyalty_redis_cmd_t *cmd, int argc, const char **argv,
     const size_t *argvlen)
 {
-    if (rc->state != NGX_HTTP_LOYALTY_REDIS_READY) {
+    /*
+     * while connecting, hiredis queues the command behind the handshake:
+     * a fresh worker (start, reload) does not refuse its first requests
+     */
+    if (rc->state == NGX_HTTP_LOYALTY_REDIS_DISCONNECTED) {
         return NGX_DECLINED;
     }
 
