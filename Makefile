@@ -73,7 +73,8 @@ $(BUILD)/nginx/objs/Makefile: config
 $(MODULE): $(BUILD)/nginx/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) \
         $(MODULE_SRCS)
 	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
-	cp $(BUILD)/nginx/objs/ngx_http_loyalty_module.so $@
+	@# a new inode: a running nginx keeps its mapping of the old file
+	cp $(BUILD)/nginx/objs/ngx_http_loyalty_module.so $@.tmp && mv $@.tmp $@
 
 module-asan: $(ASAN_MODULE)
 
@@ -90,7 +91,8 @@ $(ASAN_MODULE): $(BUILD)/nginx-asan/objs/Makefile $(CORE_SRCS) \
         $(CORE_HDRS) $(MODULE_SRCS)
 	$(MAKE) -s -C $(BUILD)/nginx-asan -f objs/Makefile modules
 	mkdir -p $(dir $@)
-	cp $(BUILD)/nginx-asan/objs/ngx_http_loyalty_module.so $@
+	cp $(BUILD)/nginx-asan/objs/ngx_http_loyalty_module.so $@.tmp \
+	    && mv $@.tmp $@
 
 unit: $(UNIT_BINS)
 

@@ -158,6 +158,15 @@ ngx_http_loyalty_body_handler(ngx_http_request_t *r)
     rc = llcf->pc.provider->normalize(&llcf->pc, &req, &alloc, &batch, &err);
 
     if (rc != LOYALTY_OK) {
+        /* a verified id is worth logging even when the payload is bad */
+        if (batch.nevents && batch.events[0].id.len
+            && loyalty_event_id_valid(batch.events[0].id.data,
+                                      batch.events[0].id.len))
+        {
+            ctx->event_id.data = (u_char *) batch.events[0].id.data;
+            ctx->event_id.len = batch.events[0].id.len;
+        }
+
         if (rc == LOYALTY_ERROR) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "loyalty: normalisation failed: %s, corr=%V",

@@ -45,6 +45,8 @@ send_and_expect('duplicate', '/h', 'duplicate', 200,
                 id => $first->{id}, body => $first->{body});
 send_and_expect('badsig', '/h', 'bad_signature', 401, sign_with => [new_secret()]);
 send_and_expect('badjson', '/h', 'bad_json', 400, body => '{"type":');
+# signed correctly, but the id cannot become a Redis key
+send_and_expect('badreq', '/h', 'bad_request', 400, id => 'msg with space');
 send_and_expect('badstore', '/var', 'bad_store', 400, headers => { 'X-Store' => 'a b' });
 send_and_expect('cap1', '/cap', 'accepted', 202);
 send_and_expect('backpressure', '/cap', 'backpressure', 503);
@@ -69,7 +71,7 @@ for my $x (@expect) {
         ok defined $line, 'one line' or return;
         like $line, qr/R=\Q$result\E /, "\$loyalty_result = $result";
         like $line, qr/E=\Q$id\E /, '$loyalty_event_id = the event id'
-            unless $tag =~ /^(?:badsig|badstore|badjson)$/;   # id only promised once the event is whole
+            unless $tag =~ /^(?:badsig|badstore|badreq)$/;   # id only once verified and valid
         like $line, qr/C=\Q$corr\E /, '$loyalty_correlation_id = X-Correlation-ID';
         like $line, qr/S=$status /, "status $status";
     };
