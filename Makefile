@@ -18,7 +18,7 @@ DEPS_PKGS := gcc make perl nginx nginx-dev redis-server \
     libhiredis-dev libjson-c-dev libssl-dev libxml2-dev \
     libpcre2-dev zlib1g-dev libevent-dev libcurl4-openssl-dev \
     libyaml-dev libcyaml-dev wrk procps \
-    libnginx-mod-http-lua lua-nginx-redis lua-nginx-string
+    libnginx-mod-http-lua lua-nginx-redis lua-nginx-string lua-cjson
 
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
