@@ -7,9 +7,9 @@
  */
 
 
-#include <openssl/evp.h>
-
 #include "ngx_http_loyalty_module.h"
+
+#include <openssl/evp.h>
 
 
 typedef struct {
