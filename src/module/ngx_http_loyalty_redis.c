@@ -200,7 +200,8 @@ ngx_http_loyalty_redis_connect(ngx_http_loyalty_redis_t *rc)
 
     if (conf->db) {
         (void) redisAsyncCommand(ac, ngx_http_loyalty_redis_handshake,
-                                 (void *) "SELECT", "SELECT %d", (int) conf->db);
+                                 (void *) "SELECT", "SELECT %d",
+                                 (int) conf->db);
     }
 
     if (conf->script.len) {
