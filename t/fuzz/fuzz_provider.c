@@ -12,12 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "loyalty_provider.h"
+#include "loyalty_test.h"
 
 
 #define STD_SECRET   "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -41,35 +41,6 @@
     }
 
 
-typedef struct block_s  block_t;
-
-struct block_s {
-    block_t  *next;
-    union {
-        void       *p;
-        long long   ll;
-        long double ld;
-    }         data[];
-};
-
-typedef struct {
-    block_t  *blocks;
-    size_t    calls;
-    size_t    fail_at;
-} arena_t;
-
-
-typedef struct {
-    const char     *name[3];
-    loyalty_str_t   value[3];
-    size_t          n;
-} headers_t;
-
-
-static void *arena_alloc(void *ctx, size_t size);
-static void arena_free(arena_t *a);
-static int header(const loyalty_request_t *req, const char *name,
-    loyalty_str_t *value);
 static void conf_make(loyalty_provider_conf_t *conf, const char *name,
     loyalty_md_e md, loyalty_enc_e enc, const char *secret);
 static size_t sign_body(int sha1, int base64, const u_char *body,
@@ -79,71 +50,11 @@ static size_t sign_std(const loyalty_str_t *id, const u_char *body,
 static void check_event(loyalty_event_t *ev, int generic);
 
 
-static arena_t                  arena;
-static loyalty_alloc_t          alloc = { arena_alloc, &arena };
+static lt_arena_t               arena;
+static loyalty_alloc_t          alloc = { lt_arena_alloc, &arena };
 static loyalty_provider_conf_t  std_conf;
 static loyalty_provider_conf_t  gen_conf[4];      /* [sha1 << 1 | base64] */
 static int                      ready;
-
-
-static void *
-arena_alloc(void *ctx, size_t size)
-{
-    block_t  *b;
-    arena_t  *a;
-
-    a = ctx;
-    a->calls++;
-
-    if (a->fail_at && a->calls == a->fail_at) {
-        return NULL;
-    }
-
-    b = malloc(sizeof(block_t) + size);
-    if (b == NULL) {
-        abort();
-    }
-
-    b->next = a->blocks;
-    a->blocks = b;
-
-    return b->data;
-}
-
-
-static void
-arena_free(arena_t *a)
-{
-    block_t  *b, *next;
-
-    for (b = a->blocks; b != NULL; b = next) {
-        next = b->next;
-        free(b);
-    }
-
-    a->blocks = NULL;
-    a->calls = 0;
-    a->fail_at = 0;
-}
-
-
-static int
-header(const loyalty_request_t *req, const char *name, loyalty_str_t *value)
-{
-    size_t      i;
-    headers_t  *h;
-
-    h = req->data;
-
-    for (i = 0; i < h->n; i++) {
-        if (strcasecmp(h->name[i], name) == 0) {
-            *value = h->value[i];
-            return LOYALTY_OK;
-        }
-    }
-
-    return LOYALTY_DECLINED;
-}
 
 
 static void
@@ -295,8 +206,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int                             rc, generic;
     char                            sig[128];
     u_char                          flags;
-    size_t                          hlen, fail_at, i;
-    headers_t                       h;
+    size_t                          hlen, len, fail_at, i;
+    lt_headers_t                    h;
     loyalty_err_t                   err;
     loyalty_batch_t                 batch;
     loyalty_request_t               req;
@@ -331,8 +242,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         hlen = size;
     }
 
-    memset(&h, 0, sizeof(headers_t));
-    memset(&req, 0, sizeof(loyalty_request_t));
+    memset(&h, 0, sizeof(lt_headers_t));
 
     /*
      * Exact-size copies, so ASan sees reads past the end (nginx buffers
@@ -349,12 +259,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(hdr, data, hlen);
     memcpy(body, data + hlen, size - hlen);
 
-    req.body.data = body;
-    req.body.len = size - hlen;
-    req.now = NOW;
-    req.now_ms = (int64_t) NOW * 1000 + 7;
-    req.header = header;
-    req.data = &h;
+    lt_request(&req, &h, body, size - hlen, NOW, (int64_t) NOW * 1000 + 7);
 
     generic = flags & F_GENERIC;
 
@@ -365,10 +270,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (flags & F_ID_HEADER) {
             gen_conf[0].id_header = gen_conf[1].id_header = "X-Event-Id";
             gen_conf[2].id_header = gen_conf[3].id_header = "X-Event-Id";
-            h.name[h.n] = "x-event-id";
-            h.value[h.n].data = hdr;
-            h.value[h.n].len = hlen;
-            h.n++;
+            lt_header_set(&h, "x-event-id", hdr, hlen);
 
         } else {
             for (i = 0; i < 4; i++) {
@@ -376,42 +278,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
 
-        h.name[h.n] = "X-Signature";
-
         if (flags & F_SIGN) {
-            h.value[h.n].len = sign_body(flags & F_SHA1, flags & F_BASE64,
-                                         req.body.data, req.body.len, sig);
-            h.value[h.n].data = (const u_char *) sig;
+            len = sign_body(flags & F_SHA1, flags & F_BASE64,
+                            req.body.data, req.body.len, sig);
+            lt_header_set(&h, "X-Signature", (const u_char *) sig, len);
 
         } else {
-            h.value[h.n].data = hdr;
-            h.value[h.n].len = hlen;
+            lt_header_set(&h, "X-Signature", hdr, hlen);
         }
-
-        h.n++;
 
     } else {
         conf = &std_conf;
 
-        h.name[0] = "webhook-id";
-        h.value[0].data = hdr;
-        h.value[0].len = hlen;
-        h.name[1] = "webhook-timestamp";
-        h.value[1].data = (const u_char *) NOW_TEXT;
-        h.value[1].len = sizeof(NOW_TEXT) - 1;
-        h.name[2] = "Webhook-Signature";
+        lt_header_set(&h, "webhook-id", hdr, hlen);
+        lt_header_set(&h, "webhook-timestamp", (const u_char *) NOW_TEXT,
+                      sizeof(NOW_TEXT) - 1);
 
         if (flags & F_SIGN) {
-            h.value[2].len = sign_std(&h.value[0], req.body.data,
-                                      req.body.len, sig);
-            h.value[2].data = (const u_char *) sig;
+            len = sign_std(&h.value[0], req.body.data, req.body.len, sig);
+            lt_header_set(&h, "Webhook-Signature", (const u_char *) sig,
+                          len);
 
         } else {
-            h.value[2].data = hdr;
-            h.value[2].len = hlen;
+            lt_header_set(&h, "Webhook-Signature", hdr, hlen);
         }
-
-        h.n = 3;
     }
 
     memset(&err, 0, sizeof(err));
@@ -450,7 +340,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    arena_free(&arena);
+    lt_arena_free(&arena);
     free(hdr);
     free(body);
 

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "loyalty_envelope.h"
-#include "tap.h"
+#include "loyalty_test.h"
 
 
 #define S(s)  ((loyalty_str_t) loyalty_string(s))
@@ -20,8 +20,6 @@
 #define NFV   (2 * LOYALTY_ENVELOPE_FIELDS)
 
 
-static loyalty_str_t str(const char *s);
-static int str_is(const loyalty_str_t *s, const char *exp, const char *name);
 static void full_event(loyalty_event_t *ev);
 static void min_event(loyalty_event_t *ev);
 static int decode_pairs(const char **pairs, size_t n, loyalty_event_t *ev,
@@ -50,25 +48,6 @@ static const char  *canonical[] = {
     "receipt.created",
     NULL
 };
-
-
-static loyalty_str_t
-str(const char *s)
-{
-    loyalty_str_t  v;
-
-    v.data = (const u_char *) s;
-    v.len = s ? strlen(s) : 0;
-
-    return v;
-}
-
-
-static int
-str_is(const loyalty_str_t *s, const char *exp, const char *name)
-{
-    return is_mem(s->data, s->len, exp, strlen(exp), name);
-}
 
 
 static void
@@ -117,7 +96,7 @@ decode_pairs(const char **pairs, size_t n, loyalty_event_t *ev,
     loyalty_str_t  fv[64];
 
     for (i = 0; i < n; i++) {
-        fv[i] = str(pairs[i]);
+        fv[i] = lt_str(pairs[i]);
     }
 
     memset(err, 0, sizeof(loyalty_err_t));
@@ -161,10 +140,10 @@ test_encode_full(void)
     n = loyalty_envelope_encode(&ev, out);
 
     is_int(n, NFV, "encode full: 15 field/value pairs");
-    str_is(&out[NFV], "sentinel", "encode full: nothing written past 30");
+    lt_str_is(&out[NFV], "sentinel", "encode full: nothing written past 30");
 
     for (i = 0; exp[i] != NULL && i < n; i++) {
-        if (!str_is(&out[i], exp[i], "encode full: entry in order")) {
+        if (!lt_str_is(&out[i], exp[i], "encode full: entry in order")) {
             diag("  entry %zu, expected \"%s\"", i, exp[i]);
         }
     }
@@ -203,7 +182,7 @@ test_encode_min(void)
     is_int(n, 14, "encode minimal: absent fields left out");
 
     for (i = 0; exp[i] != NULL && i < n; i++) {
-        if (!str_is(&out[i], exp[i], "encode minimal: entry in order")) {
+        if (!lt_str_is(&out[i], exp[i], "encode minimal: entry in order")) {
             diag("  entry %zu, expected \"%s\"", i, exp[i]);
         }
     }
@@ -217,17 +196,17 @@ test_encode_min(void)
     n = loyalty_envelope_encode(&ev, out);
 
     is_int(n, 18, "encode partial: 9 pairs");
-    str_is(&out[10], "occurred", "encode partial: occurred after type");
-    str_is(&out[12], "received", "encode partial: received after occurred");
-    str_is(&out[13], "9223372036854775807",
+    lt_str_is(&out[10], "occurred", "encode partial: occurred after type");
+    lt_str_is(&out[12], "received", "encode partial: received after occurred");
+    lt_str_is(&out[13], "9223372036854775807",
            "encode partial: received INT64_MAX in decimal");
-    str_is(&out[14], "phone", "encode partial: phone after received");
-    str_is(&out[16], "data", "encode partial: data last");
+    lt_str_is(&out[14], "phone", "encode partial: phone after received");
+    lt_str_is(&out[16], "data", "encode partial: data last");
 
     /* encoding twice gives the same text (received_text rewritten) */
     ev.received = 42;
     n = loyalty_envelope_encode(&ev, out);
-    str_is(&out[13], "42", "encode: received_text rewritten on re-encode");
+    lt_str_is(&out[13], "42", "encode: received_text rewritten on re-encode");
 }
 
 
@@ -284,7 +263,7 @@ test_roundtrip(void)
     is_int(back.email.len, 0, "minimal round trip: no email");
     is_int(back.raw.len, 0, "minimal round trip: no raw");
     is_int(back.received, 0, "minimal round trip: received 0");
-    str_is(&back.data, "{}", "minimal round trip: data");
+    lt_str_is(&back.data, "{}", "minimal round trip: data");
 
     /* 19 digits, the largest value received can hold */
     ev.received = INT64_MAX;
@@ -444,14 +423,14 @@ test_decode_lenient(void)
 
     rc = decode_pairs(unknown, 16, &ev, &err);
     is_int(rc, LOYALTY_OK, "decode: unknown fields ignored");
-    str_is(&ev.type, "order.paid", "unknown fields: type intact");
-    str_is(&ev.data, "{\"a\":1}", "unknown fields: data intact");
+    lt_str_is(&ev.type, "order.paid", "unknown fields: type intact");
+    lt_str_is(&ev.data, "{\"a\":1}", "unknown fields: data intact");
     is_int(ev.received, 0, "decode: received absent is 0");
 
     rc = decode_pairs(shuffled, 14, &ev, &err);
     is_int(rc, LOYALTY_OK, "decode: any field order");
-    str_is(&ev.src, "shopify", "any order: src");
-    str_is(&ev.email, "a@b.co", "any order: email");
+    lt_str_is(&ev.src, "shopify", "any order: src");
+    lt_str_is(&ev.email, "a@b.co", "any order: email");
 }
 
 
@@ -471,7 +450,7 @@ test_canonical(void)
     };
 
     for (i = 0; canonical[i] != NULL; i++) {
-        s = str(canonical[i]);
+        s = lt_str(canonical[i]);
         t = loyalty_canonical_type(&s);
         if (!is_str(t, canonical[i], "canonical type maps to itself")) {
             diag("  type %s", canonical[i]);
@@ -481,7 +460,7 @@ test_canonical(void)
     is_int(i, 17, "design.md lists 17 canonical types");
 
     for (i = 0; others[i] != NULL; i++) {
-        s = str(others[i]);
+        s = lt_str(others[i]);
         t = loyalty_canonical_type(&s);
         if (!is_str(t, "unknown", "non-canonical topic maps to unknown")) {
             diag("  topic \"%s\"", others[i]);

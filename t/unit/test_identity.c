@@ -8,36 +8,13 @@
  */
 
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "loyalty_identity.h"
-#include "tap.h"
+#include "loyalty_test.h"
 
 
-typedef struct arena_block_s  arena_block_t;
-
-struct arena_block_s {
-    arena_block_t  *next;
-    union {
-        void       *p;
-        long long   ll;
-        long double ld;
-    }               data[];
-};
-
-typedef struct {
-    arena_block_t  *blocks;
-    size_t          count;
-    size_t          fail_after;      /* 0: never fail */
-} arena_t;
-
-
-static void *arena_alloc(void *ctx, size_t size);
-static void arena_free(arena_t *arena);
-static void check_ok(int pass, const char *why, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static int email(const char *in, size_t len, loyalty_str_t *out);
 static void test_normalise(void);
 static void test_reject(void);
@@ -45,73 +22,8 @@ static void test_length(void);
 static void test_memory(void);
 
 
-static arena_t          arena;
-static loyalty_alloc_t  alloc = { arena_alloc, &arena };
-
-
-static void *
-arena_alloc(void *ctx, size_t size)
-{
-    arena_t        *a;
-    arena_block_t  *b;
-
-    a = ctx;
-
-    if (a->fail_after && a->count + 1 >= a->fail_after) {
-        return NULL;
-    }
-
-    b = malloc(sizeof(arena_block_t) + size);
-    if (b == NULL) {
-        return NULL;
-    }
-
-    b->next = a->blocks;
-    a->blocks = b;
-    a->count++;
-
-    return b->data;
-}
-
-
-static void
-arena_free(arena_t *a)
-{
-    arena_block_t  *b, *next;
-
-    for (b = a->blocks; b != NULL; b = next) {
-        next = b->next;
-        free(b);
-    }
-
-    a->blocks = NULL;
-    a->count = 0;
-    a->fail_after = 0;
-}
-
-
-static void
-check_ok(int pass, const char *why, const char *fmt, ...)
-{
-    va_list       args;
-    tap_state_t  *st;
-
-    st = tap_state();
-    st->run++;
-
-    printf("%sok %d - ", pass ? "" : "not ", st->run);
-
-    va_start(args, fmt);
-    vprintf(fmt, args);
-    va_end(args);
-
-    printf(" (was: %s)\n", why);
-
-    if (!pass) {
-        st->failed++;
-    }
-    fflush(stdout);
-}
+static lt_arena_t       arena;
+static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
 
 
 /* len (size_t) -1: strlen(in); the input is copied to an exact-size heap
@@ -320,12 +232,13 @@ test_memory(void)
     in.data = (const u_char *) "a@b.co";
     in.len = 6;
 
-    arena.fail_after = 1;
+    /* the next allocation fails */
+    arena.fail_at = arena.calls + 1;
     rc = loyalty_identity_email(&in, &alloc, &out);
     is_int(rc, LOYALTY_ERROR, "email: allocation failure is LOYALTY_ERROR");
 
     /* a declined value allocates nothing */
-    arena_free(&arena);
+    lt_arena_free(&arena);
     in.data = (const u_char *) "not an address";
     in.len = 14;
     rc = loyalty_identity_email(&in, &alloc, &out);
@@ -342,7 +255,7 @@ main(void)
     test_length();
     test_memory();
 
-    arena_free(&arena);
+    lt_arena_free(&arena);
 
     return done_testing();
 }

@@ -8,38 +8,13 @@
  */
 
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "loyalty_json.h"
-#include "tap.h"
+#include "loyalty_test.h"
 
 
-/* every allocation of a test run, freed together at the end */
-
-typedef struct arena_block_s  arena_block_t;
-
-struct arena_block_s {
-    arena_block_t  *next;
-    /* the caller's bytes follow, suitably aligned */
-    union {
-        void       *p;
-        long long   ll;
-        long double ld;
-    }               data[];
-};
-
-typedef struct {
-    arena_block_t  *blocks;
-    size_t          count;
-} arena_t;
-
-
-static void *arena_alloc(void *ctx, size_t size);
-static void arena_free(arena_t *arena);
-static void check_ok(int pass, const char *why, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static int parse(const char *text, size_t len, json_object **obj,
     loyalty_err_t *err);
 static int dump_is(const char *in, const char *exp, const char *name);
@@ -55,70 +30,8 @@ static void test_scalar(void);
 static void test_object(void);
 
 
-static arena_t          arena;
-static loyalty_alloc_t  alloc = { arena_alloc, &arena };
-
-
-static void *
-arena_alloc(void *ctx, size_t size)
-{
-    arena_t        *a;
-    arena_block_t  *b;
-
-    a = ctx;
-
-    b = malloc(sizeof(arena_block_t) + size);
-    if (b == NULL) {
-        return NULL;
-    }
-
-    b->next = a->blocks;
-    a->blocks = b;
-    a->count++;
-
-    return b->data;
-}
-
-
-static void
-arena_free(arena_t *a)
-{
-    arena_block_t  *b, *next;
-
-    for (b = a->blocks; b != NULL; b = next) {
-        next = b->next;
-        free(b);
-    }
-
-    a->blocks = NULL;
-    a->count = 0;
-}
-
-
-/* an assertion named after the core bug it once caught */
-
-static void
-check_ok(int pass, const char *why, const char *fmt, ...)
-{
-    va_list       args;
-    tap_state_t  *st;
-
-    st = tap_state();
-    st->run++;
-
-    printf("%sok %d - ", pass ? "" : "not ", st->run);
-
-    va_start(args, fmt);
-    vprintf(fmt, args);
-    va_end(args);
-
-    printf(" (was: %s)\n", why);
-
-    if (!pass) {
-        st->failed++;
-    }
-    fflush(stdout);
-}
+static lt_arena_t       arena;
+static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
 
 
 /* len (size_t) -1: strlen(text) */
@@ -692,7 +605,7 @@ main(void)
     test_scalar();
     test_object();
 
-    arena_free(&arena);
+    lt_arena_free(&arena);
 
     return done_testing();
 }

@@ -15,13 +15,12 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "loyalty_provider.h"
-#include "tap.h"
+#include "loyalty_test.h"
 
 
 #define S(s)  ((loyalty_str_t) loyalty_string(s))
@@ -67,54 +66,16 @@
 #define G_TIME      "2024-02-29T12:00:00Z"
 
 
-/* every allocation of a test run, freed together; can fail on demand */
-
-typedef struct arena_block_s  arena_block_t;
-
-struct arena_block_s {
-    arena_block_t  *next;
-    union {
-        void       *p;
-        long long   ll;
-        long double ld;
-    }               data[];
-};
-
-typedef struct {
-    arena_block_t  *blocks;
-    size_t          count;
-    size_t          fail_at;         /* 0: never; n: the n-th call fails */
-    size_t          calls;
-} arena_t;
-
-
-/* the fake transport: a few headers, looked up case-insensitively */
-
-#define MAX_HEADERS  8
-
-typedef struct {
-    const char     *name[MAX_HEADERS];
-    loyalty_str_t   value[MAX_HEADERS];
-    size_t          n;
-} headers_t;
-
-
-static void *arena_alloc(void *ctx, size_t size);
-static void arena_free(arena_t *arena);
-static void check_ok(int pass, const char *why, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static const u_char *copy(const char *s, size_t len);
-static int header(const loyalty_request_t *req, const char *name,
-    loyalty_str_t *value);
-static void hdr_add(headers_t *h, const char *name, const char *value);
-static void request(loyalty_request_t *req, headers_t *h, const char *body,
-    time_t now);
+static void hdr_add(lt_headers_t *h, const char *name, const char *value);
+static void request(loyalty_request_t *req, lt_headers_t *h,
+    const char *body, time_t now);
 static void hex(char *dst, const u_char *src, size_t len);
 static void body_sig(const EVP_MD *md, const char *key, const char *body,
     int base64, char *out);
 static void std_sig(const char *id, const char *ts, const char *body,
     char *out);
-static void std_request(loyalty_request_t *req, headers_t *h,
+static void std_request(loyalty_request_t *req, lt_headers_t *h,
     const char *id, const char *ts, const char *body, time_t now);
 static void conf_with(loyalty_provider_conf_t *conf, const char *provider,
     int md, int enc, ...);
@@ -123,7 +84,6 @@ static int verify(const loyalty_provider_conf_t *conf,
 static int normalize(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_batch_t *batch,
     loyalty_err_t *err);
-static int str_is(const loyalty_str_t *s, const char *exp, const char *name);
 static void test_registry(void);
 static void test_conf(void);
 static void test_standard_verify(void);
@@ -139,75 +99,8 @@ static void nomem(const loyalty_provider_conf_t *conf, const char *name,
 static void test_nomem(void);
 
 
-static arena_t          arena;
-static loyalty_alloc_t  alloc = { arena_alloc, &arena };
-
-
-static void *
-arena_alloc(void *ctx, size_t size)
-{
-    arena_t        *a;
-    arena_block_t  *b;
-
-    a = ctx;
-    a->calls++;
-
-    if (a->fail_at && a->calls == a->fail_at) {
-        return NULL;
-    }
-
-    b = malloc(sizeof(arena_block_t) + size);
-    if (b == NULL) {
-        return NULL;
-    }
-
-    b->next = a->blocks;
-    a->blocks = b;
-    a->count++;
-
-    return b->data;
-}
-
-
-static void
-arena_free(arena_t *a)
-{
-    arena_block_t  *b, *next;
-
-    for (b = a->blocks; b != NULL; b = next) {
-        next = b->next;
-        free(b);
-    }
-
-    a->blocks = NULL;
-    a->count = 0;
-    a->calls = 0;
-    a->fail_at = 0;
-}
-
-
-static void
-check_ok(int pass, const char *why, const char *fmt, ...)
-{
-    va_list       args;
-    tap_state_t  *st;
-
-    st = tap_state();
-    st->run++;
-
-    printf("%sok %d - ", pass ? "" : "not ", st->run);
-
-    va_start(args, fmt);
-    vprintf(fmt, args);
-    va_end(args);
-
-    printf(" (was: %s)\n", why);
-
-    if (!pass) {
-        st->failed++;
-    }
-    fflush(stdout);
-}
+static lt_arena_t       arena;
+static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
 
 
 /*
@@ -227,7 +120,7 @@ copy(const char *s, size_t len)
     fail_at = arena.fail_at;
     arena.fail_at = 0;
 
-    p = arena_alloc(&arena, len ? len : 1);
+    p = lt_arena_alloc(&arena, len ? len : 1);
 
     arena.calls = calls;
     arena.fail_at = fail_at;
@@ -243,51 +136,19 @@ copy(const char *s, size_t len)
 }
 
 
-static int
-header(const loyalty_request_t *req, const char *name, loyalty_str_t *value)
+static void
+hdr_add(lt_headers_t *h, const char *name, const char *value)
 {
-    size_t      i;
-    headers_t  *h;
-
-    h = req->data;
-
-    for (i = 0; i < h->n; i++) {
-        if (strcasecmp(h->name[i], name) == 0) {
-            *value = h->value[i];
-            return LOYALTY_OK;
-        }
-    }
-
-    return LOYALTY_DECLINED;
+    lt_header_set(h, name, copy(value, strlen(value)), strlen(value));
 }
 
 
 static void
-hdr_add(headers_t *h, const char *name, const char *value)
+request(loyalty_request_t *req, lt_headers_t *h, const char *body,
+    time_t now)
 {
-    if (h->n == MAX_HEADERS) {
-        diag("too many headers");
-        exit(2);
-    }
-
-    h->name[h->n] = name;
-    h->value[h->n].len = strlen(value);
-    h->value[h->n].data = copy(value, strlen(value));
-    h->n++;
-}
-
-
-static void
-request(loyalty_request_t *req, headers_t *h, const char *body, time_t now)
-{
-    memset(req, 0, sizeof(loyalty_request_t));
-
-    req->body.len = strlen(body);
-    req->body.data = copy(body, req->body.len);
-    req->now = now;
-    req->now_ms = (int64_t) now * 1000 + 123;
-    req->header = header;
-    req->data = h;
+    lt_request(req, h, copy(body, strlen(body)), strlen(body), now,
+               (int64_t) now * 1000 + 123);
 }
 
 
@@ -369,12 +230,12 @@ std_sig(const char *id, const char *ts, const char *body, char *out)
 
 
 static void
-std_request(loyalty_request_t *req, headers_t *h, const char *id,
+std_request(loyalty_request_t *req, lt_headers_t *h, const char *id,
     const char *ts, const char *body, time_t now)
 {
     char  sig[128];
 
-    memset(h, 0, sizeof(headers_t));
+    memset(h, 0, sizeof(lt_headers_t));
 
     std_sig(id, ts, body, sig);
 
@@ -448,13 +309,6 @@ normalize(const loyalty_provider_conf_t *conf, const loyalty_request_t *req,
     memset(batch, 0, sizeof(loyalty_batch_t));
 
     return conf->provider->normalize(conf, req, &alloc, batch, err);
-}
-
-
-static int
-str_is(const loyalty_str_t *s, const char *exp, const char *name)
-{
-    return is_mem(s->data, s->len, exp, strlen(exp), name);
 }
 
 
@@ -583,7 +437,7 @@ static void
 test_standard_verify(void)
 {
     int                      rc;
-    headers_t                h;
+    lt_headers_t             h;
     loyalty_err_t            err;
     loyalty_request_t        req;
     loyalty_provider_conf_t  conf, wrong, rotated, nokeys;
@@ -718,7 +572,7 @@ test_standard_e2e(void)
 {
     int                      rc;
     size_t                   n;
-    headers_t                h;
+    lt_headers_t             h;
     loyalty_err_t            err;
     loyalty_str_t            fv[2 * LOYALTY_ENVELOPE_FIELDS];
     loyalty_batch_t          batch;
@@ -745,19 +599,19 @@ test_standard_e2e(void)
     is_int(batch.nevents, 1, "standard e2e: one event");
     ev = &batch.events[0];
 
-    str_is(&ev->id, "msg_2Ab", "standard: id is webhook-id");
-    str_is(&ev->src, "standard", "standard: src");
-    str_is(&ev->type, "customer.updated", "standard: canonical type");
-    str_is(&ev->topic, "customer.updated", "standard: topic");
-    str_is(&ev->occurred, "2024-01-02T03:04:05Z",
+    lt_str_is(&ev->id, "msg_2Ab", "standard: id is webhook-id");
+    lt_str_is(&ev->src, "standard", "standard: src");
+    lt_str_is(&ev->type, "customer.updated", "standard: canonical type");
+    lt_str_is(&ev->topic, "customer.updated", "standard: topic");
+    lt_str_is(&ev->occurred, "2024-01-02T03:04:05Z",
            "standard: occurred from the body");
-    str_is(&ev->data, N_DATA,
+    lt_str_is(&ev->data, N_DATA,
            "standard: data is the data object, compact, number text kept");
-    str_is(&ev->email, "a@b.co", "standard: email trimmed, lower-cased");
-    str_is(&ev->ext_id, "x1", "standard: ext_id");
-    str_is(&ev->store_cid, "12345678901234567890",
+    lt_str_is(&ev->email, "a@b.co", "standard: email trimmed, lower-cased");
+    lt_str_is(&ev->ext_id, "x1", "standard: ext_id");
+    lt_str_is(&ev->store_cid, "12345678901234567890",
            "standard: store_cid number as its text");
-    str_is(&ev->phone, "+4915112345678", "standard: phone");
+    lt_str_is(&ev->phone, "+4915112345678", "standard: phone");
     ok(ev->received == (int64_t) (V1_NOW + 5) * 1000 + 123,
        "standard: received is now_ms");
     ok(ev->store.len == 0 && ev->corr.len == 0 && ev->raw.len == 0,
@@ -782,7 +636,7 @@ static void
 test_standard_normalize(void)
 {
     int                      rc;
-    headers_t                h;
+    lt_headers_t             h;
     loyalty_err_t            err;
     loyalty_batch_t          batch;
     loyalty_event_t         *ev;
@@ -806,70 +660,71 @@ test_standard_normalize(void)
          "\"2024-01-02T03:04:05.123+01:00\",\n  \"data\": { \"order\": "
          "{ \"id\": \"1001\", \"total\": 12.10, \"n\": 18446744073709551615 },"
          " \"customer\": { \"email\": \"X@Y.ZZ\" } } }", V1_NOW) {
-        str_is(&ev->type, "order.paid", "standard: order.paid");
-        str_is(&ev->occurred, "2024-01-02T03:04:05.123+01:00",
+        lt_str_is(&ev->type, "order.paid", "standard: order.paid");
+        lt_str_is(&ev->occurred, "2024-01-02T03:04:05.123+01:00",
                "standard: occurred as the sender wrote it");
-        str_is(&ev->data,
+        lt_str_is(&ev->data,
                "{\"order\":{\"id\":\"1001\",\"total\":12.10,"
                "\"n\":18446744073709551615},\"customer\":{\"email\":"
                "\"X@Y.ZZ\"}}",
                "standard: data compact, 12.10 and UINT64_MAX kept");
-        str_is(&ev->email, "x@y.zz", "standard: email of data.customer");
+        lt_str_is(&ev->email, "x@y.zz", "standard: email of data.customer");
     }
 
     /* no timestamp in the body: webhook-timestamp, not now */
     NORM("{\"type\":\"customer.created\",\"data\":{}}", V1_NOW + 100) {
-        str_is(&ev->occurred, V1_TIME,
+        lt_str_is(&ev->occurred, V1_TIME,
                "standard: occurred from webhook-timestamp");
-        str_is(&ev->data, "{}", "standard: empty data object");
+        lt_str_is(&ev->data, "{}", "standard: empty data object");
     }
 
     NORM("{\"type\":\"customer.created\",\"timestamp\":\"yesterday\","
          "\"data\":{}}", V1_NOW + 100) {
-        str_is(&ev->occurred, V1_TIME,
+        lt_str_is(&ev->occurred, V1_TIME,
                "standard: unparsable timestamp falls back to the header");
     }
 
     NORM("{\"type\":\"customer.created\",\"timestamp\":1700000000,"
          "\"data\":{}}", V1_NOW) {
-        str_is(&ev->occurred, "2023-11-14T22:13:20Z",
+        lt_str_is(&ev->occurred, "2023-11-14T22:13:20Z",
                "standard: integer timestamp as RFC 3339");
     }
 
     NORM("{\"type\":\"customer.created\",\"timestamp\":\"2024-13-45T99:99:99"
          "Z\",\"data\":{}}", V1_NOW) {
-        str_is(&ev->occurred, "2024-13-45T99:99:99Z",
+        lt_str_is(&ev->occurred, "2024-13-45T99:99:99Z",
                "standard: timestamp shape checked, values not (pinned)");
     }
 
     /* unknown topic */
     NORM("{\"type\":\"contact.created\",\"data\":{\"email\":\"q@r.st\"}}",
          V1_NOW) {
-        str_is(&ev->type, "unknown", "standard: unknown topic -> unknown");
-        str_is(&ev->topic, "contact.created", "standard: topic kept");
-        str_is(&ev->email, "q@r.st", "standard: email on data itself");
+        lt_str_is(&ev->type, "unknown", "standard: unknown topic -> unknown");
+        lt_str_is(&ev->topic, "contact.created", "standard: topic kept");
+        lt_str_is(&ev->email, "q@r.st", "standard: email on data itself");
     }
 
     NORM("{\"data\":{\"a\":1}}", V1_NOW) {
-        str_is(&ev->type, "unknown", "standard: no type -> unknown");
+        lt_str_is(&ev->type, "unknown", "standard: no type -> unknown");
         is_int(ev->topic.len, 0, "standard: no type -> no topic");
     }
 
     /* "topic" and "event" are generic's, not standard's */
     NORM("{\"topic\":\"order.paid\",\"event\":\"order.paid\",\"data\":{}}",
          V1_NOW) {
-        str_is(&ev->type, "unknown", "standard: only \"type\" names the topic");
+        lt_str_is(&ev->type, "unknown",
+                  "standard: only \"type\" names the topic");
     }
 
     /* data missing or not an object: the whole body */
     NORM("{\"type\":\"order.paid\",\"email\":\"A@b.cd\"}", V1_NOW) {
-        str_is(&ev->data, "{\"type\":\"order.paid\",\"email\":\"A@b.cd\"}",
+        lt_str_is(&ev->data, "{\"type\":\"order.paid\",\"email\":\"A@b.cd\"}",
                "standard: no data member -> the whole body");
-        str_is(&ev->email, "a@b.cd", "standard: identity from the body");
+        lt_str_is(&ev->email, "a@b.cd", "standard: identity from the body");
     }
 
     NORM("{\"type\":\"order.paid\",\"data\":[1,2]}", V1_NOW) {
-        str_is(&ev->data, "{\"type\":\"order.paid\",\"data\":[1,2]}",
+        lt_str_is(&ev->data, "{\"type\":\"order.paid\",\"data\":[1,2]}",
                "standard: array data -> the whole body");
     }
 
@@ -884,9 +739,9 @@ test_standard_normalize(void)
 
     NORM("{\"type\":\"customer.updated\",\"data\":{\"customer\":{"
          "\"ext_id\":42,\"store_cid\":\"s-1\",\"phone\":12.5}}}", V1_NOW) {
-        str_is(&ev->ext_id, "42", "standard: numeric ext_id as text");
-        str_is(&ev->store_cid, "s-1", "standard: string store_cid");
-        str_is(&ev->phone, "12.5", "standard: number phone as its text");
+        lt_str_is(&ev->ext_id, "42", "standard: numeric ext_id as text");
+        lt_str_is(&ev->store_cid, "s-1", "standard: string store_cid");
+        lt_str_is(&ev->phone, "12.5", "standard: number phone as its text");
     }
 
     /*
@@ -897,7 +752,7 @@ test_standard_normalize(void)
         loyalty_provider_conf_t  c2;
         loyalty_request_t        r2;
         loyalty_batch_t          b2;
-        headers_t                h2;
+        lt_headers_t             h2;
 
         conf_with(&c2, "standard", -1, -1, V1_SECRET, NULL);
         std_request(&r2, &h2, "msg_1", V1_TS,
@@ -922,7 +777,7 @@ test_standard_reject(void)
     int                      rc;
     size_t                   i;
     char                     id[256];
-    headers_t                h;
+    lt_headers_t             h;
     loyalty_err_t            err;
     loyalty_batch_t          batch;
     loyalty_request_t        req;
@@ -1012,7 +867,7 @@ test_generic_verify(void)
 {
     int                      rc;
     char                     sig[128];
-    headers_t                h;
+    lt_headers_t             h;
     loyalty_err_t            err;
     loyalty_request_t        req;
     loyalty_provider_conf_t  hex256, b64_256, b64_1, hex1, wrong, custom;
@@ -1126,7 +981,7 @@ test_generic_normalize(void)
     char                     digest_hex[2 * EVP_MAX_MD_SIZE + 1], id[256];
     u_char                   md[EVP_MAX_MD_SIZE];
     unsigned int             mdlen;
-    headers_t                h;
+    lt_headers_t             h;
     loyalty_err_t            err;
     loyalty_batch_t          batch;
     loyalty_event_t         *ev;
@@ -1155,13 +1010,14 @@ test_generic_normalize(void)
         hex(digest_hex, md, mdlen);
         is_str(digest_hex, V4_SHA256, "sha256sum of vector 4 recomputed");
 
-        str_is(&ev->id, digest_hex, "generic: id is hex SHA-256 of the body");
-        str_is(&ev->src, "generic", "generic: src");
-        str_is(&ev->type, "unknown", "generic: no topic -> unknown");
+        lt_str_is(&ev->id, digest_hex,
+                  "generic: id is hex SHA-256 of the body");
+        lt_str_is(&ev->src, "generic", "generic: src");
+        lt_str_is(&ev->type, "unknown", "generic: no topic -> unknown");
         is_int(ev->topic.len, 0, "generic: no topic");
-        str_is(&ev->occurred, G_TIME, "generic: no time -> now");
-        str_is(&ev->data, V4_BODY, "generic: data is the body");
-        str_is(&ev->email, "jon@example.com", "generic: email");
+        lt_str_is(&ev->occurred, G_TIME, "generic: no time -> now");
+        lt_str_is(&ev->data, V4_BODY, "generic: data is the body");
+        lt_str_is(&ev->email, "jon@example.com", "generic: email");
         is_int(ev->ext_id.len, 0, "generic: \"id\" is not ext_id");
         ok(ev->received == (int64_t) G_NOW * 1000 + 123,
            "generic: received is now_ms");
@@ -1188,7 +1044,7 @@ test_generic_normalize(void)
     rc = normalize(&idconf, &req, &batch, &err);
     is_int(rc, LOYALTY_OK, "generic: id header");
     if (rc == LOYALTY_OK) {
-        str_is(&batch.events[0].id, "evt_42", "generic: id from the header");
+        lt_str_is(&batch.events[0].id, "evt_42", "generic: id from the header");
     }
 
     memset(&h, 0, sizeof(h));
@@ -1247,7 +1103,7 @@ test_generic_fields(void)
 {
     int                      rc;
     size_t                   i;
-    headers_t                h;
+    lt_headers_t             h;
     loyalty_err_t            err;
     loyalty_batch_t          batch;
     loyalty_request_t        req;
@@ -1315,9 +1171,9 @@ test_generic_fields(void)
             continue;
         }
 
-        if (!str_is(&batch.events[0].topic, topics[i].topic,
+        if (!lt_str_is(&batch.events[0].topic, topics[i].topic,
                     "generic: topic from type, then topic, then event")
-            || !str_is(&batch.events[0].type, topics[i].type,
+            || !lt_str_is(&batch.events[0].type, topics[i].type,
                        "generic: canonical type of the topic"))
         {
             diag("  body %s", topics[i].body);
@@ -1333,7 +1189,7 @@ test_generic_fields(void)
             continue;
         }
 
-        if (!str_is(&batch.events[0].occurred, times[i].occurred,
+        if (!lt_str_is(&batch.events[0].occurred, times[i].occurred,
                     "generic: occurred from timestamp/occurred_at/"
                     "created_at, else now"))
         {
@@ -1396,7 +1252,7 @@ nomem(const loyalty_provider_conf_t *conf, const char *name,
 {
     int                rc, final;
     size_t             n, points, bad, swallowed, broken;
-    headers_t          h;
+    lt_headers_t       h;
     loyalty_err_t      err;
     loyalty_batch_t    batch;
     loyalty_request_t  req;
@@ -1408,7 +1264,7 @@ nomem(const loyalty_provider_conf_t *conf, const char *name,
     final = LOYALTY_ERROR;
 
     for (n = 1; n < 64; n++) {
-        arena_free(&arena);
+        lt_arena_free(&arena);
 
         if (standard) {
             std_request(&req, &h, "msg_1", V1_TS, body, V1_NOW);
@@ -1444,7 +1300,7 @@ nomem(const loyalty_provider_conf_t *conf, const char *name,
         }
     }
 
-    arena_free(&arena);
+    lt_arena_free(&arena);
 
     ok(points >= 5, "%s nomem: %zu allocations can fail", name, points);
     ok(bad == 0, "%s nomem: failures are LOYALTY_ERROR, ERR_NOMEM", name);
@@ -1497,7 +1353,7 @@ main(void)
     test_generic_fields();
     test_nomem();
 
-    arena_free(&arena);
+    lt_arena_free(&arena);
 
     return done_testing();
 }
