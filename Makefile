@@ -18,7 +18,8 @@ DEPS_PKGS := gcc make perl nginx nginx-dev redis-server \
     libhiredis-dev libjson-c-dev libssl-dev libxml2-dev \
     libpcre2-dev zlib1g-dev libevent-dev libcurl4-openssl-dev \
     libyaml-dev libcyaml-dev wrk procps \
-    libnginx-mod-http-lua lua-nginx-redis lua-nginx-string lua-cjson
+    libnginx-mod-http-lua lua-nginx-redis lua-nginx-string lua-cjson \
+    libyajl-dev
 
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
@@ -39,7 +40,7 @@ UNIT_LIBS   := -lcrypto -ljson-c
 LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
 
 .PHONY: all module module-asan unit deps test test-asan demo bench \
-    bench-edge clean
+    bench-edge clean bench-core bench-core-yajl
 
 all: module
 
@@ -96,11 +97,13 @@ $(ASAN_MODULE): $(BUILD)/nginx-asan/objs/Makefile $(CORE_SRCS) \
 
 unit: $(UNIT_BINS)
 
-$(BUILD)/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/tap.h
+$(BUILD)/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/tap.h \
+        t/lib/loyalty_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
 
-$(BUILD)/asan/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/tap.h
+$(BUILD)/asan/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) \
+        t/lib/tap.h t/lib/loyalty_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
 
@@ -125,7 +128,7 @@ demo: deps
 	$(MAKE) all
 	t/demo/run
 
-bench: bench-edge
+bench: bench-edge bench-core
 
 bench-edge: deps
 	$(MAKE) all
@@ -133,3 +136,19 @@ bench-edge: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# src/core per event (verify, normalize, parts), optimised, no sanitizers
+BENCH_CFLAGS := -std=gnu99 -Wall -Wextra -O2 -g -Isrc/core
+
+bench-core: deps
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BENCH_CFLAGS) -o $(BUILD)/bench/core t/bench/core.c \
+	    $(CORE_SRCS) -lcrypto -ljson-c
+	$(BUILD)/bench/core
+
+# parser-only comparison for the JSON library choice (needs libyajl-dev)
+bench-core-yajl: deps
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BENCH_CFLAGS) -o $(BUILD)/bench/core-yajl t/bench/core-yajl.c \
+	    -lyajl -ljson-c
+	$(BUILD)/bench/core-yajl
