@@ -19,7 +19,7 @@ DEPS_PKGS := gcc make perl nginx nginx-dev redis-server \
     libpcre2-dev zlib1g-dev libevent-dev libcurl4-openssl-dev \
     libyaml-dev libcyaml-dev wrk procps \
     libnginx-mod-http-lua lua-nginx-redis lua-nginx-string lua-cjson \
-    libyajl-dev
+    libyajl-dev clang libclang-rt-14-dev
 
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
@@ -40,7 +40,7 @@ UNIT_LIBS   := -lcrypto -ljson-c
 LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
 
 .PHONY: all module module-asan unit deps test test-asan demo bench \
-    bench-edge clean bench-core bench-core-yajl
+    bench-edge clean bench-core bench-core-yajl fuzz
 
 all: module
 
@@ -152,3 +152,25 @@ bench-core-yajl: deps
 	$(CC) $(BENCH_CFLAGS) -o $(BUILD)/bench/core-yajl t/bench/core-yajl.c \
 	    -lyajl -ljson-c
 	$(BUILD)/bench/core-yajl
+
+# libFuzzer targets over src/core, seeded from t/fuzz/seeds; a crash, leak
+# or sanitizer report fails the run
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
+
+$(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/loyalty_test.h
+	@mkdir -p $(dir $@)
+	clang -std=gnu99 -Wall -Wextra -Werror -g -O1 \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -Isrc/core -It/lib -o $@ $< $(CORE_SRCS) -lcrypto -ljson-c
+
+fuzz: deps
+	$(MAKE) $(FUZZ_TARGETS)
+	@for f in $(FUZZ_TARGETS); do \
+	    mkdir -p $$f.corpus; \
+	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	        -artifact_prefix=$(BUILD)/fuzz/ $$f.corpus t/fuzz/seeds \
+	        2>$$f.log || { tail -40 $$f.log; exit 1; }; \
+	    grep -E '^(Done|#[0-9]+ +DONE)' $$f.log | tail -1; \
+	done
