@@ -15,7 +15,7 @@ ASAN_MODULE  := $(BUILD)/asan/ngx_http_loyalty_module.so
 
 # Debian packages needed by the build, tests, demo and benchmarks.
 DEPS_PKGS := gcc make perl nginx nginx-dev redis-server \
-    libhiredis-dev libjson-c-dev libssl-dev libxml2-dev \
+    libhiredis-dev libyajl-dev libssl-dev libxml2-dev \
     libpcre2-dev zlib1g-dev libevent-dev libcurl4-openssl-dev \
     libyaml-dev libcyaml-dev wrk procps \
     libnginx-mod-http-lua lua-nginx-redis lua-nginx-string lua-cjson \
@@ -35,7 +35,7 @@ NGX_LD_OPT  := -Wl,-z,relro -Wl,-z,now -fPIC
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
     -fno-sanitize-recover=undefined
 UNIT_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -g -O1 -Isrc/core -It/lib
-UNIT_LIBS   := -lcrypto -ljson-c
+UNIT_LIBS   := -lcrypto -lyajl
 
 LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
 
@@ -143,7 +143,7 @@ BENCH_CFLAGS := -std=gnu99 -Wall -Wextra -O2 -g -Isrc/core
 bench-core: deps
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BENCH_CFLAGS) -o $(BUILD)/bench/core t/bench/core.c \
-	    $(CORE_SRCS) -lcrypto -ljson-c
+	    $(CORE_SRCS) $(UNIT_LIBS)
 	$(BUILD)/bench/core
 
 # parser-only comparison for the JSON library choice (needs libyajl-dev)
@@ -162,7 +162,7 @@ $(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/loyalty_test.h
 	@mkdir -p $(dir $@)
 	clang -std=gnu99 -Wall -Wextra -Werror -g -O1 \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    -Isrc/core -It/lib -o $@ $< $(CORE_SRCS) -lcrypto -ljson-c
+	    -Isrc/core -It/lib -o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
 
 fuzz: deps
 	$(MAKE) $(FUZZ_TARGETS)

@@ -1,26 +1,76 @@
 /*
  * Copyright (C) loyalty-edge authors
+ *
+ * yajl drives the parse through callbacks; each callback appends one
+ * node to a tree held in the caller's allocator.
  */
 
 
 #include <string.h>
+#include <yajl/yajl_parse.h>
 
 #include "loyalty_json.h"
 
 
-static int loyalty_json_check(json_object *obj, loyalty_err_t *err);
-static int loyalty_json_number_text(const char *p);
-static int loyalty_json_ints_fit(const loyalty_str_t *text);
+typedef struct {
+    const loyalty_alloc_t  *alloc;
+    loyalty_json_t         *root;
+    loyalty_json_t         *open;        /* innermost open array/object */
+    loyalty_str_t           key;         /* pending member name */
+    size_t                  depth;
+    int                     failed;      /* LOYALTY_ERR_* of a callback */
+} loyalty_json_ctx_t;
+
+
+static loyalty_json_t *loyalty_json_add(loyalty_json_ctx_t *ctx,
+    loyalty_json_type_e type, const u_char *text, size_t len);
+static int loyalty_json_on_null(void *data);
+static int loyalty_json_on_boolean(void *data, int value);
+static int loyalty_json_on_number(void *data, const char *s, size_t len);
+static int loyalty_json_on_string(void *data, const unsigned char *s,
+    size_t len);
+static int loyalty_json_on_start_map(void *data);
+static int loyalty_json_on_map_key(void *data, const unsigned char *s,
+    size_t len);
+static int loyalty_json_on_end(void *data);
+static int loyalty_json_on_start_array(void *data);
+static int loyalty_json_open(loyalty_json_ctx_t *ctx,
+    loyalty_json_type_e type);
+static int loyalty_json_strict(const loyalty_str_t *text,
+    loyalty_err_t *err);
+static int loyalty_json_hex4(const u_char *p, const u_char *last,
+    unsigned *cp);
+static int loyalty_json_utf8_valid(const u_char *p, size_t len);
+static size_t loyalty_json_size(const loyalty_json_t *v);
+static u_char *loyalty_json_write(u_char *p, const loyalty_json_t *v);
+static size_t loyalty_json_string_size(const loyalty_str_t *s);
+static u_char *loyalty_json_string_write(u_char *p, const loyalty_str_t *s);
+
+
+static const yajl_callbacks  loyalty_json_callbacks = {
+    loyalty_json_on_null,
+    loyalty_json_on_boolean,
+    NULL,                              /* integers come as text ... */
+    NULL,                              /* ... and so do doubles */
+    loyalty_json_on_number,
+    loyalty_json_on_string,
+    loyalty_json_on_start_map,
+    loyalty_json_on_map_key,
+    loyalty_json_on_end,
+    loyalty_json_on_start_array,
+    loyalty_json_on_end
+};
 
 
 int
-loyalty_json_parse(const loyalty_str_t *text, json_object **out,
-    loyalty_err_t *err)
+loyalty_json_parse(const loyalty_str_t *text, const loyalty_alloc_t *a,
+    loyalty_json_t **out, loyalty_err_t *err)
 {
-    size_t                 off;
-    json_object           *obj;
-    json_tokener          *tok;
-    enum json_tokener_error  jerr;
+    size_t              off;
+    u_char             *msg;
+    yajl_handle         h;
+    yajl_status         st;
+    loyalty_json_ctx_t  ctx;
 
     *out = NULL;
 
@@ -29,341 +79,680 @@ loyalty_json_parse(const loyalty_str_t *text, json_object **out,
         return LOYALTY_DECLINED;
     }
 
-    if (memchr(text->data, '\0', text->len) != NULL) {
-        loyalty_err_set(err, LOYALTY_ERR_JSON, "NUL byte in body");
+    if (loyalty_json_strict(text, err) != LOYALTY_OK) {
         return LOYALTY_DECLINED;
     }
 
-    tok = json_tokener_new_ex(LOYALTY_JSON_MAX_DEPTH);
-    if (tok == NULL) {
+    memset(&ctx, 0, sizeof(loyalty_json_ctx_t));
+    ctx.alloc = a;
+
+    h = yajl_alloc(&loyalty_json_callbacks, NULL, &ctx);
+    if (h == NULL) {
         loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
         return LOYALTY_ERROR;
     }
 
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT
-                                | JSON_TOKENER_VALIDATE_UTF8);
+    /* UTF-8 is validated (the default); nothing lax is switched on */
 
-    if (text->len > INT32_MAX) {
-        json_tokener_free(tok);
-        loyalty_err_set(err, LOYALTY_ERR_JSON, "body too large");
-        return LOYALTY_DECLINED;
-    }
+    st = yajl_parse(h, text->data, text->len);
 
-    obj = json_tokener_parse_ex(tok, (const char *) text->data,
-                                (int) text->len);
-    jerr = json_tokener_get_error(tok);
-    off = json_tokener_get_parse_end(tok);
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h);
 
-    /* a bare top-level number or literal ends only at end of input */
-    if (obj == NULL && jerr == json_tokener_continue) {
-        obj = json_tokener_parse_ex(tok, "", 1);
-        jerr = obj ? json_tokener_success : json_tokener_continue;
-        off = text->len;
-    }
-
-    json_tokener_free(tok);
-
-    if (obj == NULL && jerr == json_tokener_success) {
-        loyalty_err_set(err, LOYALTY_ERR_JSON, "body is null");
-        return LOYALTY_DECLINED;
-    }
-
-    if (obj == NULL || jerr != json_tokener_success) {
-        if (jerr == json_tokener_continue) {
-            loyalty_err_set(err, LOYALTY_ERR_JSON, "truncated JSON");
-
-        } else {
-            loyalty_err_set(err, LOYALTY_ERR_JSON, "%s at offset %zu",
-                            json_tokener_error_desc(jerr), off);
-        }
-
-        json_object_put(obj);
-        return LOYALTY_DECLINED;
-    }
-
-    /* trailing bytes after the value: only white space may follow */
-    for ( /* void */ ; off < text->len; off++) {
-        switch (text->data[off]) {
-        case ' ': case '\t': case '\r': case '\n':
-            continue;
-        }
-
-        json_object_put(obj);
-        loyalty_err_set(err, LOYALTY_ERR_JSON,
-                        "trailing data at offset %zu", off);
-        return LOYALTY_DECLINED;
-    }
-
-    if (loyalty_json_check(obj, err) != LOYALTY_OK) {
-        json_object_put(obj);
-        return LOYALTY_DECLINED;
-    }
-
-    if (!loyalty_json_ints_fit(text)) {
-        json_object_put(obj);
-        loyalty_err_set(err, LOYALTY_ERR_JSON,
-                        "integer out of 64-bit range");
-        return LOYALTY_DECLINED;
-    }
-
-    *out = obj;
-
-    return LOYALTY_OK;
-}
-
-
-/*
- * What json-c lets through but JSON does not allow: NaN, Infinity,
- * "1." as numbers.
- */
-
-static int
-loyalty_json_check(json_object *obj, loyalty_err_t *err)
-{
-    size_t  i, n;
-
-    switch (json_object_get_type(obj)) {
-
-    case json_type_object:
-        {
-            json_object_object_foreach(obj, key, val) {
-                (void) key;
-                if (loyalty_json_check(val, err) != LOYALTY_OK) {
-                    return LOYALTY_DECLINED;
-                }
-            }
-        }
-        break;
-
-    case json_type_array:
-        n = json_object_array_length(obj);
-
-        for (i = 0; i < n; i++) {
-            if (loyalty_json_check(json_object_array_get_idx(obj, i), err)
-                != LOYALTY_OK)
-            {
-                return LOYALTY_DECLINED;
-            }
-        }
-        break;
-
-    case json_type_double:
-        if (!loyalty_json_number_text(json_object_get_string(obj))) {
-            loyalty_err_set(err, LOYALTY_ERR_JSON, "invalid number");
+        if (st == yajl_status_error) {
+            yajl_free(h);
+            loyalty_err_set(err, LOYALTY_ERR_JSON,
+                            "truncated JSON at offset %zu", text->len);
             return LOYALTY_DECLINED;
         }
-        break;
-
-    default:
-        break;
     }
 
-    return LOYALTY_OK;
-}
+    if (st == yajl_status_ok) {
+        yajl_free(h);
 
-
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-
-static int
-loyalty_json_number_text(const char *p)
-{
-    if (*p == '-') {
-        p++;
-    }
-
-    if (*p == '0') {
-        p++;
-
-    } else if (*p >= '1' && *p <= '9') {
-        while (*p >= '0' && *p <= '9') {
-            p++;
+        if (ctx.root == NULL) {
+            loyalty_err_set(err, LOYALTY_ERR_JSON, "no JSON value");
+            return LOYALTY_DECLINED;
         }
 
-    } else {
-        return 0;
+        *out = ctx.root;
+        return LOYALTY_OK;
     }
 
-    if (*p == '.') {
-        p++;
+    if (st == yajl_status_client_canceled) {
+        yajl_free(h);
 
-        if (*p < '0' || *p > '9') {
-            return 0;
+        if (ctx.failed == LOYALTY_ERR_NOMEM) {
+            loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
+            return LOYALTY_ERROR;
         }
 
-        while (*p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (*p == 'e' || *p == 'E') {
-        p++;
-
-        if (*p == '+' || *p == '-') {
-            p++;
+        if (ctx.failed == LOYALTY_ERR_INPUT) {
+            loyalty_err_set(err, LOYALTY_ERR_JSON, "invalid UTF-8 in a string");
+            return LOYALTY_DECLINED;
         }
 
-        if (*p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (*p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    return *p == '\0';
-}
-
-
-int
-loyalty_json_dump(json_object *obj, const loyalty_alloc_t *a,
-    loyalty_str_t *out)
-{
-    size_t       len;
-    const char  *s;
-
-    s = json_object_to_json_string_length(obj,
-                                          JSON_C_TO_STRING_PLAIN
-                                          | JSON_C_TO_STRING_NOSLASHESCAPE,
-                                          &len);
-    if (s == NULL) {
-        return LOYALTY_ERROR;
-    }
-
-    out->data = loyalty_alloc_copy(a, s, len);
-    if (out->data == NULL) {
-        return LOYALTY_ERROR;
-    }
-
-    out->len = len;
-
-    return LOYALTY_OK;
-}
-
-
-int
-loyalty_json_scalar(json_object *obj, const char *key, loyalty_str_t *out)
-{
-    json_object  *v;
-
-    if (obj == NULL || !json_object_object_get_ex(obj, key, &v)) {
+        loyalty_err_set(err, LOYALTY_ERR_JSON,
+                        "nested deeper than %d levels",
+                        LOYALTY_JSON_MAX_DEPTH);
         return LOYALTY_DECLINED;
     }
 
-    switch (json_object_get_type(v)) {
+    off = yajl_get_bytes_consumed(h);
+    msg = yajl_get_error(h, 0, text->data, text->len);
 
-    case json_type_string:
-        out->data = (const u_char *) json_object_get_string(v);
-        out->len = json_object_get_string_len(v);
-        break;
+    /* yajl's text ends in a newline; the offset is worth more in logs */
+    loyalty_err_set(err, LOYALTY_ERR_JSON, "%.*s at offset %zu",
+                    msg ? (int) strcspn((char *) msg, "\n") : 7,
+                    msg ? (char *) msg : "invalid", off);
 
-    case json_type_int:
-    case json_type_double:
-        /* json-c keeps the text it parsed: no binary round trip */
-        out->data = (const u_char *) json_object_get_string(v);
-        out->len = strlen((const char *) out->data);
-        break;
-
-    default:
-        return LOYALTY_DECLINED;
+    if (msg != NULL) {
+        yajl_free_error(h, msg);
     }
 
-    return out->len ? LOYALTY_OK : LOYALTY_DECLINED;
+    yajl_free(h);
+
+    return LOYALTY_DECLINED;
 }
 
 
-json_object *
-loyalty_json_object(json_object *obj, const char *key)
+static loyalty_json_t *
+loyalty_json_add(loyalty_json_ctx_t *ctx, loyalty_json_type_e type,
+    const u_char *text, size_t len)
 {
-    json_object  *v;
+    loyalty_json_t  *v, *parent;
 
-    if (obj == NULL || !json_object_object_get_ex(obj, key, &v)
-        || !json_object_is_type(v, json_type_object))
-    {
+    v = ctx->alloc->alloc(ctx->alloc->ctx, sizeof(loyalty_json_t));
+    if (v == NULL) {
+        ctx->failed = LOYALTY_ERR_NOMEM;
         return NULL;
     }
+
+    memset(v, 0, sizeof(loyalty_json_t));
+    v->type = type;
+
+    if (text != NULL) {
+        v->text.data = loyalty_alloc_copy(ctx->alloc, text, len);
+        if (v->text.data == NULL) {
+            ctx->failed = LOYALTY_ERR_NOMEM;
+            return NULL;
+        }
+        v->text.len = len;
+    }
+
+    parent = ctx->open;
+
+    if (parent == NULL) {
+        ctx->root = v;
+        return v;
+    }
+
+    if (parent->type == LOYALTY_JSON_OBJECT) {
+        v->key = ctx->key;
+        ctx->key.len = 0;
+        ctx->key.data = NULL;
+    }
+
+    v->parent = parent;
+
+    if (parent->last != NULL) {
+        parent->last->next = v;
+    } else {
+        parent->child = v;
+    }
+
+    parent->last = v;
+    parent->n++;
 
     return v;
 }
 
 
+static int
+loyalty_json_on_null(void *data)
+{
+    return loyalty_json_add(data, LOYALTY_JSON_NULL, NULL, 0) != NULL;
+}
+
+
+static int
+loyalty_json_on_boolean(void *data, int value)
+{
+    return loyalty_json_add(data, value ? LOYALTY_JSON_TRUE
+                                        : LOYALTY_JSON_FALSE, NULL, 0)
+           != NULL;
+}
+
+
+static int
+loyalty_json_on_number(void *data, const char *s, size_t len)
+{
+    return loyalty_json_add(data, LOYALTY_JSON_NUMBER, (const u_char *) s,
+                            len)
+           != NULL;
+}
+
+
+static int
+loyalty_json_on_string(void *data, const unsigned char *s, size_t len)
+{
+    loyalty_json_ctx_t  *ctx = data;
+
+    /* yajl checks byte structure only: overlong forms, surrogates */
+    if (!loyalty_json_utf8_valid(s, len)) {
+        ctx->failed = LOYALTY_ERR_INPUT;
+        return 0;
+    }
+
+    return loyalty_json_add(ctx, LOYALTY_JSON_STRING, s, len) != NULL;
+}
+
+
+static int
+loyalty_json_on_map_key(void *data, const unsigned char *s, size_t len)
+{
+    loyalty_json_ctx_t  *ctx = data;
+
+    if (!loyalty_json_utf8_valid(s, len)) {
+        ctx->failed = LOYALTY_ERR_INPUT;
+        return 0;
+    }
+
+    ctx->key.data = loyalty_alloc_copy(ctx->alloc, s, len);
+    if (ctx->key.data == NULL) {
+        ctx->failed = LOYALTY_ERR_NOMEM;
+        return 0;
+    }
+
+    ctx->key.len = len;
+
+    return 1;
+}
+
+
+static int
+loyalty_json_open(loyalty_json_ctx_t *ctx, loyalty_json_type_e type)
+{
+    loyalty_json_t  *v;
+
+    if (++ctx->depth > LOYALTY_JSON_MAX_DEPTH) {
+        ctx->failed = LOYALTY_ERR_JSON;
+        return 0;
+    }
+
+    v = loyalty_json_add(ctx, type, NULL, 0);
+    if (v == NULL) {
+        return 0;
+    }
+
+    ctx->open = v;
+
+    return 1;
+}
+
+
+static int
+loyalty_json_on_start_map(void *data)
+{
+    return loyalty_json_open(data, LOYALTY_JSON_OBJECT);
+}
+
+
+static int
+loyalty_json_on_start_array(void *data)
+{
+    return loyalty_json_open(data, LOYALTY_JSON_ARRAY);
+}
+
+
+static int
+loyalty_json_on_end(void *data)
+{
+    loyalty_json_ctx_t  *ctx = data;
+
+    ctx->depth--;
+    ctx->open = ctx->open->parent;
+
+    return 1;
+}
+
+
+loyalty_json_t *
+loyalty_json_get(const loyalty_json_t *obj, const char *key)
+{
+    size_t           len;
+    loyalty_json_t  *v;
+
+    if (obj == NULL || obj->type != LOYALTY_JSON_OBJECT) {
+        return NULL;
+    }
+
+    len = strlen(key);
+
+    for (v = obj->child; v != NULL; v = v->next) {
+        if (v->key.len == len && memcmp(v->key.data, key, len) == 0) {
+            return v;
+        }
+    }
+
+    return NULL;
+}
+
+
+loyalty_json_t *
+loyalty_json_object(const loyalty_json_t *obj, const char *key)
+{
+    loyalty_json_t  *v;
+
+    v = loyalty_json_get(obj, key);
+
+    return (v != NULL && v->type == LOYALTY_JSON_OBJECT) ? v : NULL;
+}
+
+
+int
+loyalty_json_scalar(const loyalty_json_t *obj, const char *key,
+    loyalty_str_t *out)
+{
+    loyalty_json_t  *v;
+
+    v = loyalty_json_get(obj, key);
+
+    if (v == NULL
+        || (v->type != LOYALTY_JSON_STRING && v->type != LOYALTY_JSON_NUMBER)
+        || v->text.len == 0)
+    {
+        return LOYALTY_DECLINED;
+    }
+
+    *out = v->text;
+
+    return LOYALTY_OK;
+}
+
+
+int
+loyalty_json_int64(const loyalty_json_t *v, int64_t *out)
+{
+    int            neg;
+    size_t         i;
+    uint64_t       n, d, max;
+    const u_char  *p;
+
+    if (v == NULL || v->type != LOYALTY_JSON_NUMBER || v->text.len == 0) {
+        return LOYALTY_DECLINED;
+    }
+
+    p = v->text.data;
+    i = 0;
+    neg = (p[0] == '-');
+
+    if (neg) {
+        i++;
+    }
+
+    if (i == v->text.len) {
+        return LOYALTY_DECLINED;
+    }
+
+    max = neg ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
+    n = 0;
+
+    for ( /* void */ ; i < v->text.len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return LOYALTY_DECLINED;       /* fraction or exponent */
+        }
+
+        d = p[i] - '0';
+
+        if (n > (max - d) / 10) {
+            return LOYALTY_DECLINED;
+        }
+
+        n = n * 10 + d;
+    }
+
+    *out = neg ? (int64_t) (0 - n) : (int64_t) n;
+
+    return LOYALTY_OK;
+}
+
+
 /*
- * json-c clamps integers beyond 64 bits without a word, and keeps no
- * text for integers: an id would silently become another id.  Scan the
- * raw text for integer literals and compare them with the limits.
+ * What yajl lets through but JSON (RFC 8259, I-JSON) does not: form feed
+ * and vertical tab as white space, and \u escapes of unpaired
+ * surrogates, which yajl turns into "?" or into invalid UTF-8.  Raw
+ * control characters are invalid inside strings too, so 0x0b and 0x0c
+ * are refused wherever they stand.
  */
 
 static int
-loyalty_json_ints_fit(const loyalty_str_t *text)
+loyalty_json_strict(const loyalty_str_t *text, loyalty_err_t *err)
 {
-    int            neg, integer;
-    size_t         n;
-    const u_char  *p, *last, *start;
-
-    static const char  max_pos[] = "18446744073709551615";
-    static const char  max_neg[] = "9223372036854775808";
+    unsigned       cp, lo;
+    const u_char  *p, *last;
 
     p = text->data;
     last = p + text->len;
 
+    if (memchr(p, 0x0b, text->len) != NULL
+        || memchr(p, 0x0c, text->len) != NULL)
+    {
+        loyalty_err_set(err, LOYALTY_ERR_JSON,
+                        "form feed or vertical tab outside JSON rules");
+        return LOYALTY_DECLINED;
+    }
+
+    /* only \u escapes need a look; the rest is yajl's to judge */
     while (p < last) {
+        p = memchr(p, '\\', last - p);
+        if (p == NULL || p + 1 >= last) {
+            break;
+        }
 
-        if (*p == '"') {
-            for (p++; p < last && *p != '"'; p++) {
-                if (*p == '\\') {
-                    p++;
-                }
-            }
-
-            p++;
+        if (p[1] != 'u') {
+            p += 2;                    /* an escaped character, "\\" too */
             continue;
         }
 
-        if (*p != '-' && (*p < '0' || *p > '9')) {
-            p++;
+        if (!loyalty_json_hex4(p + 2, last, &cp)) {
+            break;                     /* yajl reports the bad escape */
+        }
+
+        p += 6;
+
+        if (cp >= 0xdc00 && cp <= 0xdfff) {
+            goto unpaired;
+        }
+
+        if (cp < 0xd800 || cp > 0xdbff) {
             continue;
         }
 
-        neg = (*p == '-');
-        if (neg) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p >= '0' && *p <= '9') {
-            p++;
-        }
-
-        n = p - start;
-        integer = !(p < last && (*p == '.' || *p == 'e' || *p == 'E'));
-
-        while (p < last && ((*p >= '0' && *p <= '9') || *p == '.'
-                            || *p == 'e' || *p == 'E' || *p == '+'
-                            || *p == '-'))
+        if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
+            || !loyalty_json_hex4(p + 2, last, &lo)
+            || lo < 0xdc00 || lo > 0xdfff)
         {
-            p++;
+            goto unpaired;
         }
 
-        if (!integer) {
-            continue;
-        }
+        p += 6;
+    }
 
-        if (neg) {
-            if (n > sizeof(max_neg) - 1
-                || (n == sizeof(max_neg) - 1
-                    && memcmp(start, max_neg, n) > 0))
-            {
-                return 0;
-            }
+    return LOYALTY_OK;
 
-        } else if (n > sizeof(max_pos) - 1
-                   || (n == sizeof(max_pos) - 1
-                       && memcmp(start, max_pos, n) > 0))
-        {
+unpaired:
+
+    loyalty_err_set(err, LOYALTY_ERR_JSON,
+                    "unpaired surrogate escape at offset %zu",
+                    (size_t) (p - 6 - text->data));
+    return LOYALTY_DECLINED;
+}
+
+
+static int
+loyalty_json_hex4(const u_char *p, const u_char *last, unsigned *cp)
+{
+    int       i;
+    u_char    c;
+    unsigned  v;
+
+    if (last - p < 4) {
+        return 0;
+    }
+
+    v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (c - '0');
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            v = v * 16 + ((c | 0x20) - 'a' + 10);
+        } else {
             return 0;
         }
     }
 
+    *cp = v;
+
     return 1;
+}
+
+
+/* RFC 3629: shortest form, no surrogates, nothing above U+10FFFF */
+
+static int
+loyalty_json_utf8_valid(const u_char *p, size_t len)
+{
+    size_t  i, n;
+    u_char  c, lo, hi;
+
+    for (i = 0; i < len; /* void */ ) {
+        c = p[i];
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+
+        lo = 0x80;
+        hi = 0xbf;
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0) {
+                lo = 0xa0;
+            } else if (c == 0xed) {
+                hi = 0x9f;
+            }
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0) {
+                lo = 0x90;
+            } else if (c == 0xf4) {
+                hi = 0x8f;
+            }
+        } else {
+            return 0;
+        }
+
+        if (len - i <= n || p[i + 1] < lo || p[i + 1] > hi) {
+            return 0;
+        }
+
+        for (i += 2; --n; i++) {
+            if (p[i] < 0x80 || p[i] > 0xbf) {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
+}
+
+
+/* sized first, written once: one allocation per dump */
+
+int
+loyalty_json_dump(const loyalty_json_t *v, const loyalty_alloc_t *a,
+    loyalty_str_t *out)
+{
+    u_char  *p, *last;
+    size_t   len;
+
+    len = loyalty_json_size(v);
+
+    p = a->alloc(a->ctx, len + 1);
+    if (p == NULL) {
+        return LOYALTY_ERROR;
+    }
+
+    last = loyalty_json_write(p, v);
+    *last = '\0';
+
+    out->data = p;
+    out->len = last - p;
+
+    return LOYALTY_OK;
+}
+
+
+static size_t
+loyalty_json_size(const loyalty_json_t *v)
+{
+    size_t           len;
+    loyalty_json_t  *c;
+
+    switch (v->type) {
+
+    case LOYALTY_JSON_NULL:
+    case LOYALTY_JSON_TRUE:
+        return 4;
+
+    case LOYALTY_JSON_FALSE:
+        return 5;
+
+    case LOYALTY_JSON_NUMBER:
+        return v->text.len;
+
+    case LOYALTY_JSON_STRING:
+        return loyalty_json_string_size(&v->text);
+
+    default:
+        break;
+    }
+
+    /* brackets and commas */
+    len = 2 + (v->n ? v->n - 1 : 0);
+
+    for (c = v->child; c != NULL; c = c->next) {
+        if (v->type == LOYALTY_JSON_OBJECT) {
+            len += loyalty_json_string_size(&c->key) + 1;
+        }
+
+        len += loyalty_json_size(c);
+    }
+
+    return len;
+}
+
+
+static u_char *
+loyalty_json_write(u_char *p, const loyalty_json_t *v)
+{
+    loyalty_json_t  *c;
+
+    switch (v->type) {
+
+    case LOYALTY_JSON_NULL:
+        return (u_char *) memcpy(p, "null", 4) + 4;
+
+    case LOYALTY_JSON_TRUE:
+        return (u_char *) memcpy(p, "true", 4) + 4;
+
+    case LOYALTY_JSON_FALSE:
+        return (u_char *) memcpy(p, "false", 5) + 5;
+
+    case LOYALTY_JSON_NUMBER:
+        return (u_char *) memcpy(p, v->text.data, v->text.len)
+               + v->text.len;
+
+    case LOYALTY_JSON_STRING:
+        return loyalty_json_string_write(p, &v->text);
+
+    default:
+        break;
+    }
+
+    *p++ = (v->type == LOYALTY_JSON_OBJECT) ? '{' : '[';
+
+    for (c = v->child; c != NULL; c = c->next) {
+        if (c != v->child) {
+            *p++ = ',';
+        }
+
+        if (v->type == LOYALTY_JSON_OBJECT) {
+            p = loyalty_json_string_write(p, &c->key);
+            *p++ = ':';
+        }
+
+        p = loyalty_json_write(p, c);
+    }
+
+    *p++ = (v->type == LOYALTY_JSON_OBJECT) ? '}' : ']';
+
+    return p;
+}
+
+
+/* quotes, backslash and control characters escaped; UTF-8 as it is */
+
+static size_t
+loyalty_json_string_size(const loyalty_str_t *s)
+{
+    size_t  i, len;
+
+    len = s->len + 2;
+
+    for (i = 0; i < s->len; i++) {
+        switch (s->data[i]) {
+        case '"': case '\\': case '\b': case '\f': case '\n': case '\r':
+        case '\t':
+            len += 1;
+            break;
+
+        default:
+            if (s->data[i] < 0x20) {
+                len += 5;
+            }
+        }
+    }
+
+    return len;
+}
+
+
+static u_char *
+loyalty_json_string_write(u_char *p, const loyalty_str_t *s)
+{
+    size_t   i;
+    u_char   ch;
+
+    static const u_char  hex[] = "0123456789abcdef";
+
+    *p++ = '"';
+
+    for (i = 0; i < s->len; i++) {
+        ch = s->data[i];
+
+        switch (ch) {
+        case '"':  *p++ = '\\'; *p++ = '"';  continue;
+        case '\\': *p++ = '\\'; *p++ = '\\'; continue;
+        case '\b': *p++ = '\\'; *p++ = 'b';  continue;
+        case '\f': *p++ = '\\'; *p++ = 'f';  continue;
+        case '\n': *p++ = '\\'; *p++ = 'n';  continue;
+        case '\r': *p++ = '\\'; *p++ = 'r';  continue;
+        case '\t': *p++ = '\\'; *p++ = 't';  continue;
+        }
+
+        if (ch < 0x20) {
+            *p++ = '\\';
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 0xf];
+            continue;
+        }
+
+        *p++ = ch;
+    }
+
+    *p++ = '"';
+
+    return p;
 }

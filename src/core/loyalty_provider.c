@@ -212,12 +212,12 @@ loyalty_provider_time(time_t t, const loyalty_alloc_t *a,
  */
 
 int
-loyalty_provider_identity(json_object *obj, const loyalty_alloc_t *a,
+loyalty_provider_identity(const loyalty_json_t *obj, const loyalty_alloc_t *a,
     loyalty_event_t *ev)
 {
-    int             rc;
-    json_object    *customer;
-    loyalty_str_t   v;
+    int                    rc;
+    loyalty_str_t          v;
+    const loyalty_json_t  *customer;
 
     customer = loyalty_json_object(obj, "customer");
     if (customer != NULL) {

@@ -98,7 +98,7 @@ int loyalty_provider_body_digest(const loyalty_request_t *req,
     const loyalty_alloc_t *a, loyalty_str_t *out);
 int loyalty_provider_time(time_t t, const loyalty_alloc_t *a,
     loyalty_str_t *out);
-int loyalty_provider_identity(json_object *obj,
+int loyalty_provider_identity(const loyalty_json_t *obj,
     const loyalty_alloc_t *a, loyalty_event_t *ev);
 int loyalty_provider_json_event(const loyalty_request_t *req,
     const loyalty_alloc_t *a, loyalty_event_t *ev, const char **topic_keys,

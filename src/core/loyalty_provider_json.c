@@ -11,7 +11,8 @@
 #include "loyalty_provider.h"
 
 
-static int loyalty_provider_json_time(json_object *obj, const char *key,
+static int loyalty_provider_json_time(const loyalty_json_t *obj,
+    const char *key,
     const loyalty_alloc_t *a, loyalty_str_t *out);
 
 
@@ -21,19 +22,19 @@ loyalty_provider_json_event(const loyalty_request_t *req,
     const char **time_keys, time_t fallback_time, int unwrap_data,
     loyalty_err_t *err)
 {
-    int             rc;
-    json_object    *body, *data;
-    const char    **k;
-    loyalty_str_t   topic;
+    int               rc;
+    const char      **k;
+    loyalty_str_t     topic;
+    loyalty_json_t   *body, *data;
 
-    rc = loyalty_json_parse(&req->body, &body, err);
+    rc = loyalty_json_parse(&req->body, a, &body, err);
     if (rc != LOYALTY_OK) {
         return rc;
     }
 
     rc = LOYALTY_ERROR;
 
-    if (!json_object_is_type(body, json_type_object)) {
+    if (body->type != LOYALTY_JSON_OBJECT) {
         loyalty_err_set(err, LOYALTY_ERR_JSON, "body is not a JSON object");
         rc = LOYALTY_DECLINED;
         goto done;
@@ -47,13 +48,8 @@ loyalty_provider_json_event(const loyalty_request_t *req,
         }
     }
 
-    if (topic.len) {
-        ev->topic.data = loyalty_alloc_copy(a, topic.data, topic.len);
-        if (ev->topic.data == NULL) {
-            goto done;
-        }
-        ev->topic.len = topic.len;
-    }
+    /* the tree lives in a: its strings need no copy */
+    ev->topic = topic;
 
     ev->type.data = (const u_char *) loyalty_canonical_type(&ev->topic);
     ev->type.len = strlen((const char *) ev->type.data);
@@ -100,8 +96,6 @@ done:
         loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
     }
 
-    json_object_put(body);
-
     return rc;
 }
 
@@ -109,35 +103,37 @@ done:
 /* an RFC 3339 time as the sender wrote it, or a unix time in seconds */
 
 static int
-loyalty_provider_json_time(json_object *obj, const char *key,
+loyalty_provider_json_time(const loyalty_json_t *obj, const char *key,
     const loyalty_alloc_t *a, loyalty_str_t *out)
 {
-    size_t         i;
-    time_t         t;
-    json_object   *v;
-    const u_char  *p;
+    size_t                 i, len;
+    int64_t                t;
+    const u_char          *p;
+    const loyalty_json_t  *v;
 
-    if (!json_object_object_get_ex(obj, key, &v)) {
+    v = loyalty_json_get(obj, key);
+    if (v == NULL) {
         return LOYALTY_DECLINED;
     }
 
-    if (json_object_is_type(v, json_type_int)) {
-        t = (time_t) json_object_get_int64(v);
-        if (t <= 0 || t > 32503680000) {
+    if (v->type == LOYALTY_JSON_NUMBER) {
+        if (loyalty_json_int64(v, &t) != LOYALTY_OK
+            || t <= 0 || t > 32503680000)
+        {
             return LOYALTY_DECLINED;
         }
-        return loyalty_provider_time(t, a, out);
+        return loyalty_provider_time((time_t) t, a, out);
     }
 
-    if (!json_object_is_type(v, json_type_string)) {
+    if (v->type != LOYALTY_JSON_STRING) {
         return LOYALTY_DECLINED;
     }
 
-    p = (const u_char *) json_object_get_string(v);
-    i = json_object_get_string_len(v);
+    p = v->text.data;
+    len = v->text.len;
 
     /* YYYY-MM-DDTHH:MM:SS at least; the rest is the sender's */
-    if (i < 19 || i > 40 || p[4] != '-' || p[7] != '-'
+    if (len < 19 || len > 40 || p[4] != '-' || p[7] != '-'
         || (p[10] != 'T' && p[10] != 't' && p[10] != ' ')
         || p[13] != ':' || p[16] != ':')
     {
@@ -153,15 +149,7 @@ loyalty_provider_json_time(json_object *obj, const char *key,
         }
     }
 
-    i = json_object_get_string_len(v);
-
-    p = loyalty_alloc_copy(a, p, i);
-    if (p == NULL) {
-        return LOYALTY_ERROR;
-    }
-
-    out->data = p;
-    out->len = i;
+    *out = v->text;
 
     return LOYALTY_OK;
 }

@@ -3,7 +3,7 @@
  *
  * Micro-benchmark of src/core per event: for every sender of the
  * registry, the cost of verify, of normalize, and of both, on a ~2 KB
- * order.created payload; then the parts (json-c parse, dump of "data",
+ * order.created payload; then the parts (JSON parse, dump of "data",
  * one HMAC-SHA256, one SHA-256) so the breakdown is visible.
  *
  *   make bench-core
@@ -15,9 +15,9 @@
  * batch.  Reported: median, p10 and p90 of the batches' ns/event.
  *
  * Memory is what the nginx module has: our own copies come from a bump
- * allocator reset per event (the request pool), json-c allocates with
- * malloc and its tree is freed per event with json_object_put(), as the
- * core does.  Every result is checked inside the timed loop (rc, one
+ * allocator reset per event (the request pool), which also holds the
+ * JSON tree; yajl's own few buffers come from malloc, as in the core.
+ * Every result is checked inside the timed loop (rc, one
  * event, the expected id); any mismatch makes the program exit 1.
  */
 
@@ -35,6 +35,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+
+#include <yajl/yajl_version.h>
 
 #include "loyalty_provider.h"
 
@@ -106,7 +108,7 @@ static int op_normalize(void *ctx);
 static int op_both(void *ctx);
 static int check_event(sender_t *s, const loyalty_batch_t *batch);
 static int op_parse(void *ctx);
-static int op_tokener(void *ctx);
+static void *setup_alloc(void *ctx, size_t size);
 static int op_dump(void *ctx);
 static int op_hmac(void *ctx);
 static int op_sha256(void *ctx);
@@ -127,7 +129,7 @@ static size_t           warmup = 2;
 static unsigned long    failures;
 
 static loyalty_str_t    body;
-static json_object     *data_member;
+static loyalty_json_t  *data_member;
 static loyalty_hmac_key_t  *hmac_key;
 
 static result_t         results[32];
@@ -492,72 +494,36 @@ op_both(void *ctx)
 }
 
 
-/* loyalty_json_parse() (json-c + our checks) and json_object_put() */
+/* loyalty_json_parse(): yajl validates, the tree goes into the arena */
 
 static int
 op_parse(void *ctx)
 {
-    int             rc;
-    json_object    *obj;
-    loyalty_err_t   err;
+    loyalty_err_t    err;
+    loyalty_json_t  *obj;
 
     (void) ctx;
 
-    rc = loyalty_json_parse(&body, &obj, &err);
-    if (rc != LOYALTY_OK) {
+    if (loyalty_json_parse(&body, &alloc, &obj, &err) != LOYALTY_OK) {
         return 1;
     }
 
-    rc = !json_object_is_type(obj, json_type_object);
-
-    json_object_put(obj);
-
-    return rc;
+    return obj->type != LOYALTY_JSON_OBJECT;
 }
 
 
-/*
- * json-c's tokener alone with the flags loyalty_json_parse() sets, no
- * NUL / trailing-data / number / 64-bit checks: the parser-only figure
- * to hold against another parser.
- */
+/* memory that lives as long as the program: the setup's tree */
 
-static int
-op_tokener(void *ctx)
+static void *
+setup_alloc(void *ctx, size_t size)
 {
-    int            rc;
-    json_object   *obj;
-    json_tokener  *tok;
-
     (void) ctx;
 
-    tok = json_tokener_new_ex(LOYALTY_JSON_MAX_DEPTH);
-    if (tok == NULL) {
-        return 1;
-    }
-
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT
-                                | JSON_TOKENER_VALIDATE_UTF8);
-
-    obj = json_tokener_parse_ex(tok, (const char *) body.data,
-                                (int) body.len);
-
-    rc = (obj == NULL
-          || json_tokener_get_error(tok) != json_tokener_success);
-
-    json_tokener_free(tok);
-    json_object_put(obj);
-
-    return rc;
+    return malloc(size);
 }
 
 
-/*
- * loyalty_json_dump() of the parsed "data" member into the arena.  The
- * tree is parsed once, outside the loop: json-c keeps a print buffer on
- * the object after its first serialisation, so this is the cost of
- * serialising and copying, without the buffer's first allocation.
- */
+/* loyalty_json_dump() of the "data" member, parsed once, into the arena */
 
 static int
 op_dump(void *ctx)
@@ -778,7 +744,8 @@ main(int argc, char **argv)
     char            when[64];
     time_t          now;
     const char     *payload, *names, *p, *q;
-    json_object    *parsed;
+    loyalty_json_t  *parsed;
+    loyalty_alloc_t  setup;
     loyalty_err_t   err;
     static char     label[16][48];
     size_t          nl;
@@ -824,7 +791,11 @@ main(int argc, char **argv)
     sender_standard(&std_sender, &body, now);
     sender_generic(&gen_sender, &body, now);
 
-    if (loyalty_json_parse(&body, &parsed, &err) != LOYALTY_OK) {
+    /* the "data" tree outlives the per-event arena resets */
+    setup.alloc = setup_alloc;
+    setup.ctx = NULL;
+
+    if (loyalty_json_parse(&body, &setup, &parsed, &err) != LOYALTY_OK) {
         die("%s: %s", payload, err.msg);
     }
 
@@ -843,8 +814,8 @@ main(int argc, char **argv)
     }
     printf("\n");
     machine();
-    printf("# %s, json-c %s, gcc %s\n", OpenSSL_version(OPENSSL_VERSION),
-           json_c_version(), __VERSION__);
+    printf("# %s, yajl %d, gcc %s\n", OpenSSL_version(OPENSSL_VERSION),
+           yajl_version(), __VERSION__);
     printf("# payload %s: %zu B; %zu warm-up + %zu timed batches of %zu "
            "events; registry: %s\n", payload, body.len, warmup, batches,
            events, loyalty_provider_names());
@@ -895,8 +866,7 @@ main(int argc, char **argv)
         measure(label[nl++], op_both, s);
     }
 
-    measure("part: loyalty_json_parse + put", op_parse, NULL);
-    measure("part: json-c tokener only + put", op_tokener, NULL);
+    measure("part: loyalty_json_parse (yajl, tree)", op_parse, NULL);
     measure("part: loyalty_json_dump(data)", op_dump, NULL);
     measure("part: HMAC-SHA256 of the body", op_hmac, NULL);
     measure("part: SHA-256 of the body (generic id)", op_sha256,
@@ -905,7 +875,6 @@ main(int argc, char **argv)
     printf("\n# arena: at most %zu B per event, %zu failed allocations\n",
            arena.high, arena.failed);
 
-    json_object_put(parsed);
     loyalty_provider_conf_free(&std_sender.conf);
     loyalty_provider_conf_free(&gen_sender.conf);
 

@@ -146,7 +146,7 @@ static void
 check_event(loyalty_event_t *ev, int generic)
 {
     size_t           i, n;
-    json_object     *obj;
+    loyalty_json_t  *obj;
     loyalty_err_t    err;
     loyalty_str_t    fv[2 * LOYALTY_ENVELOPE_FIELDS], redump, t;
     loyalty_event_t  back;
@@ -180,9 +180,8 @@ check_event(loyalty_event_t *ev, int generic)
     }
 
     /* data is JSON that parses again to the same text */
-    check(loyalty_json_parse(&ev->data, &obj, &err) == LOYALTY_OK);
+    check(loyalty_json_parse(&ev->data, &alloc, &obj, &err) == LOYALTY_OK);
     check(loyalty_json_dump(obj, &alloc, &redump) == LOYALTY_OK);
-    json_object_put(obj);
     check(redump.len == ev->data.len
           && memcmp(redump.data, ev->data.data, redump.len) == 0);
 
