@@ -19,7 +19,7 @@ DEPS_PKGS := gcc make perl nginx nginx-dev redis-server \
     libpcre2-dev zlib1g-dev libevent-dev libcurl4-openssl-dev \
     libyaml-dev libcyaml-dev wrk procps \
     libnginx-mod-http-lua lua-nginx-redis lua-nginx-string lua-cjson \
-    libyajl-dev clang libclang-rt-14-dev libjson-c-dev
+    clang libclang-rt-14-dev
 
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
@@ -40,7 +40,7 @@ UNIT_LIBS   := -lcrypto -lyajl
 LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
 
 .PHONY: all module module-asan unit deps test test-asan demo bench \
-    bench-edge clean bench-core bench-core-yajl fuzz
+    bench-edge clean bench-core fuzz
 
 all: module
 
@@ -145,13 +145,6 @@ bench-core: deps
 	$(CC) $(BENCH_CFLAGS) -o $(BUILD)/bench/core t/bench/core.c \
 	    $(CORE_SRCS) $(UNIT_LIBS)
 	$(BUILD)/bench/core
-
-# parser-only comparison that chose yajl over json-c (links both)
-bench-core-yajl: deps
-	@mkdir -p $(BUILD)/bench
-	$(CC) $(BENCH_CFLAGS) -o $(BUILD)/bench/core-yajl t/bench/core-yajl.c \
-	    -lyajl -ljson-c
-	$(BUILD)/bench/core-yajl
 
 # libFuzzer targets over src/core, seeded from t/fuzz/seeds; a crash, leak
 # or sanitizer report fails the run
