@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "loyalty_core.h"
 
@@ -58,13 +57,3 @@ loyalty_str_eq(const loyalty_str_t *s, const char *cstr)
     return s->len == n && memcmp(s->data, cstr, n) == 0;
 }
 
-
-int
-loyalty_str_caseeq(const loyalty_str_t *s, const char *cstr)
-{
-    size_t  n;
-
-    n = strlen(cstr);
-
-    return s->len == n && strncasecmp((const char *) s->data, cstr, n) == 0;
-}

@@ -62,7 +62,6 @@ void loyalty_err_set(loyalty_err_t *err, int code, const char *fmt, ...)
 u_char *loyalty_alloc_copy(const loyalty_alloc_t *a, const void *src,
     size_t len);
 int loyalty_str_eq(const loyalty_str_t *s, const char *cstr);
-int loyalty_str_caseeq(const loyalty_str_t *s, const char *cstr);
 
 
 #endif /* _LOYALTY_CORE_H_INCLUDED_ */

@@ -18,7 +18,7 @@ typedef struct {
     loyalty_json_t         *open;        /* innermost open array/object */
     loyalty_str_t           key;         /* pending member name */
     size_t                  depth;
-    int                     failed;      /* LOYALTY_ERR_* of a callback */
+    loyalty_err_t          *err;         /* why a callback stopped yajl */
 } loyalty_json_ctx_t;
 
 
@@ -85,6 +85,7 @@ loyalty_json_parse(const loyalty_str_t *text, const loyalty_alloc_t *a,
 
     memset(&ctx, 0, sizeof(loyalty_json_ctx_t));
     ctx.alloc = a;
+    ctx.err = err;
 
     h = yajl_alloc(&loyalty_json_callbacks, NULL, &ctx);
     if (h == NULL) {
@@ -121,21 +122,8 @@ loyalty_json_parse(const loyalty_str_t *text, const loyalty_alloc_t *a,
 
     if (st == yajl_status_client_canceled) {
         yajl_free(h);
-
-        if (ctx.failed == LOYALTY_ERR_NOMEM) {
-            loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
-            return LOYALTY_ERROR;
-        }
-
-        if (ctx.failed == LOYALTY_ERR_INPUT) {
-            loyalty_err_set(err, LOYALTY_ERR_JSON, "invalid UTF-8 in a string");
-            return LOYALTY_DECLINED;
-        }
-
-        loyalty_err_set(err, LOYALTY_ERR_JSON,
-                        "nested deeper than %d levels",
-                        LOYALTY_JSON_MAX_DEPTH);
-        return LOYALTY_DECLINED;
+        return err->code == LOYALTY_ERR_NOMEM ? LOYALTY_ERROR
+                                              : LOYALTY_DECLINED;
     }
 
     off = yajl_get_bytes_consumed(h);
@@ -164,7 +152,7 @@ loyalty_json_add(loyalty_json_ctx_t *ctx, loyalty_json_type_e type,
 
     v = ctx->alloc->alloc(ctx->alloc->ctx, sizeof(loyalty_json_t));
     if (v == NULL) {
-        ctx->failed = LOYALTY_ERR_NOMEM;
+        loyalty_err_set(ctx->err, LOYALTY_ERR_NOMEM, "out of memory");
         return NULL;
     }
 
@@ -174,7 +162,7 @@ loyalty_json_add(loyalty_json_ctx_t *ctx, loyalty_json_type_e type,
     if (text != NULL) {
         v->text.data = loyalty_alloc_copy(ctx->alloc, text, len);
         if (v->text.data == NULL) {
-            ctx->failed = LOYALTY_ERR_NOMEM;
+            loyalty_err_set(ctx->err, LOYALTY_ERR_NOMEM, "out of memory");
             return NULL;
         }
         v->text.len = len;
@@ -240,7 +228,8 @@ loyalty_json_on_string(void *data, const unsigned char *s, size_t len)
 
     /* yajl checks byte structure only: overlong forms, surrogates */
     if (!loyalty_json_utf8_valid(s, len)) {
-        ctx->failed = LOYALTY_ERR_INPUT;
+        loyalty_err_set(ctx->err, LOYALTY_ERR_JSON,
+                        "invalid UTF-8 in a string");
         return 0;
     }
 
@@ -254,13 +243,14 @@ loyalty_json_on_map_key(void *data, const unsigned char *s, size_t len)
     loyalty_json_ctx_t  *ctx = data;
 
     if (!loyalty_json_utf8_valid(s, len)) {
-        ctx->failed = LOYALTY_ERR_INPUT;
+        loyalty_err_set(ctx->err, LOYALTY_ERR_JSON,
+                        "invalid UTF-8 in a string");
         return 0;
     }
 
     ctx->key.data = loyalty_alloc_copy(ctx->alloc, s, len);
     if (ctx->key.data == NULL) {
-        ctx->failed = LOYALTY_ERR_NOMEM;
+        loyalty_err_set(ctx->err, LOYALTY_ERR_NOMEM, "out of memory");
         return 0;
     }
 
@@ -276,7 +266,9 @@ loyalty_json_open(loyalty_json_ctx_t *ctx, loyalty_json_type_e type)
     loyalty_json_t  *v;
 
     if (++ctx->depth > LOYALTY_JSON_MAX_DEPTH) {
-        ctx->failed = LOYALTY_ERR_JSON;
+        loyalty_err_set(ctx->err, LOYALTY_ERR_JSON,
+                        "nested deeper than %d levels",
+                        LOYALTY_JSON_MAX_DEPTH);
         return 0;
     }
 

@@ -205,6 +205,20 @@ loyalty_provider_time(time_t t, const loyalty_alloc_t *a,
 }
 
 
+typedef struct {
+    const char  *name;
+    size_t       field;              /* offset of a loyalty_str_t */
+} loyalty_key_t;
+
+
+static const loyalty_key_t  loyalty_identity_keys[] = {
+    { "ext_id", offsetof(loyalty_event_t, ext_id) },
+    { "store_cid", offsetof(loyalty_event_t, store_cid) },
+    { "phone", offsetof(loyalty_event_t, phone) },
+    { NULL, 0 }
+};
+
+
 /*
  * Identity keys of a payload that follows the canonical shape: on the
  * object itself or in its "customer".  Values that are not valid keys
@@ -215,9 +229,10 @@ int
 loyalty_provider_identity(const loyalty_json_t *obj, const loyalty_alloc_t *a,
     loyalty_event_t *ev)
 {
-    int                    rc;
-    loyalty_str_t          v;
-    const loyalty_json_t  *customer;
+    int                     rc;
+    loyalty_str_t           v;
+    const loyalty_json_t   *customer;
+    const loyalty_key_t    *k;
 
     customer = loyalty_json_object(obj, "customer");
     if (customer != NULL) {
@@ -231,22 +246,14 @@ loyalty_provider_identity(const loyalty_json_t *obj, const loyalty_alloc_t *a,
         }
     }
 
-#define loyalty_identity_copy(key, field)                                   \
-    if (loyalty_json_scalar(obj, key, &v) == LOYALTY_OK                     \
-        && loyalty_event_id_valid(v.data, v.len))                           \
-    {                                                                       \
-        ev->field.data = loyalty_alloc_copy(a, v.data, v.len);              \
-        if (ev->field.data == NULL) {                                       \
-            return LOYALTY_ERROR;                                           \
-        }                                                                   \
-        ev->field.len = v.len;                                              \
+    /* the tree lives in a already: keys point into it, no copy */
+    for (k = loyalty_identity_keys; k->name != NULL; k++) {
+        if (loyalty_json_scalar(obj, k->name, &v) == LOYALTY_OK
+            && loyalty_event_id_valid(v.data, v.len))
+        {
+            *(loyalty_str_t *) ((u_char *) ev + k->field) = v;
+        }
     }
-
-    loyalty_identity_copy("ext_id", ext_id);
-    loyalty_identity_copy("store_cid", store_cid);
-    loyalty_identity_copy("phone", phone);
-
-#undef loyalty_identity_copy
 
     return LOYALTY_OK;
 }

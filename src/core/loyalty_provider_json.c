@@ -32,14 +32,12 @@ loyalty_provider_json_event(const loyalty_request_t *req,
         return rc;
     }
 
-    rc = LOYALTY_ERROR;
-
     if (body->type != LOYALTY_JSON_OBJECT) {
         loyalty_err_set(err, LOYALTY_ERR_JSON, "body is not a JSON object");
-        rc = LOYALTY_DECLINED;
-        goto done;
+        return LOYALTY_DECLINED;
     }
 
+    /* the tree lives in a: its strings need no copy */
     topic.len = 0;
 
     for (k = topic_keys; *k != NULL; k++) {
@@ -48,33 +46,19 @@ loyalty_provider_json_event(const loyalty_request_t *req,
         }
     }
 
-    /* the tree lives in a: its strings need no copy */
     ev->topic = topic;
-
     ev->type.data = (const u_char *) loyalty_canonical_type(&ev->topic);
     ev->type.len = strlen((const char *) ev->type.data);
 
     ev->occurred.len = 0;
+    rc = LOYALTY_DECLINED;
 
-    for (k = time_keys; *k != NULL; k++) {
+    for (k = time_keys; *k != NULL && rc == LOYALTY_DECLINED; k++) {
         rc = loyalty_provider_json_time(body, *k, a, &ev->occurred);
-
-        if (rc == LOYALTY_OK) {
-            break;
-        }
-
-        if (rc == LOYALTY_ERROR) {
-            goto done;
-        }
     }
 
-    rc = LOYALTY_ERROR;
-
-    if (ev->occurred.len == 0
-        && loyalty_provider_time(fallback_time, a, &ev->occurred)
-           != LOYALTY_OK)
-    {
-        goto done;
+    if (rc == LOYALTY_DECLINED) {
+        rc = loyalty_provider_time(fallback_time, a, &ev->occurred);
     }
 
     data = unwrap_data ? loyalty_json_object(body, "data") : NULL;
@@ -82,21 +66,15 @@ loyalty_provider_json_event(const loyalty_request_t *req,
         data = body;
     }
 
-    if (loyalty_json_dump(data, a, &ev->data) != LOYALTY_OK
+    if (rc != LOYALTY_OK
+        || loyalty_json_dump(data, a, &ev->data) != LOYALTY_OK
         || loyalty_provider_identity(data, a, ev) != LOYALTY_OK)
     {
-        goto done;
-    }
-
-    rc = LOYALTY_OK;
-
-done:
-
-    if (rc == LOYALTY_ERROR) {
         loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
+        return LOYALTY_ERROR;
     }
 
-    return rc;
+    return LOYALTY_OK;
 }
 
 

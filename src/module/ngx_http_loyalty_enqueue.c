@@ -30,7 +30,6 @@ static void ngx_http_loyalty_reply(ngx_http_loyalty_redis_cmd_t *cmd,
 static ngx_http_loyalty_result_e ngx_http_loyalty_outcome(
     ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx, redisReply *reply);
 static void ngx_http_loyalty_op_cancel(void *data);
-static void ngx_http_loyalty_script_digest(u_char *out);
 
 
 /*
@@ -86,10 +85,6 @@ ngx_http_loyalty_enqueue(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
                              + 2 * NGX_INT_T_LEN);
     if (argv == NULL || argvlen == NULL || p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_loyalty_script_sha[0] == '\0') {
-        ngx_http_loyalty_script_digest(ngx_http_loyalty_script_sha);
     }
 
     argv[0] = "EVALSHA";
@@ -288,8 +283,11 @@ ngx_http_loyalty_op_cancel(void *data)
 }
 
 
-static void
-ngx_http_loyalty_script_digest(u_char *out)
+
+/* the script's SHA-1 for EVALSHA, once per configuration */
+
+ngx_int_t
+ngx_http_loyalty_enqueue_init(ngx_conf_t *cf)
 {
     u_char        md[EVP_MAX_MD_SIZE];
     unsigned int  len;
@@ -297,13 +295,14 @@ ngx_http_loyalty_script_digest(u_char *out)
     if (EVP_Digest(ngx_http_loyalty_enqueue_script.data,
                    ngx_http_loyalty_enqueue_script.len, md, &len,
                    EVP_sha1(), NULL)
-        != 1)
+        != 1 || len != 20)
     {
-        /* EVALSHA then fails with NOSCRIPT and EVAL takes over */
-        ngx_memset(md, 0, sizeof(md));
-        len = 20;
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "loyalty: SHA-1 of the enqueue script failed");
+        return NGX_ERROR;
     }
 
-    ngx_hex_dump(out, md, len);
-    out[2 * len] = '\0';
+    *ngx_hex_dump(ngx_http_loyalty_script_sha, md, len) = '\0';
+
+    return NGX_OK;
 }

@@ -233,6 +233,10 @@ ngx_http_loyalty_init_main_conf(ngx_conf_t *cf, void *conf)
 
     lmcf->redis.script = ngx_http_loyalty_enqueue_script;
 
+    if (ngx_http_loyalty_enqueue_init(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

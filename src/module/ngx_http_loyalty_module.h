@@ -91,6 +91,7 @@ ngx_int_t ngx_http_loyalty_make_keys(ngx_conf_t *cf,
 ngx_int_t ngx_http_loyalty_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_loyalty_enqueue(ngx_http_request_t *r,
     ngx_http_loyalty_ctx_t *ctx, loyalty_batch_t *batch);
+ngx_int_t ngx_http_loyalty_enqueue_init(ngx_conf_t *cf);
 extern ngx_str_t  ngx_http_loyalty_enqueue_script;
 
 ngx_int_t ngx_http_loyalty_respond(ngx_http_request_t *r,

@@ -474,9 +474,8 @@ op_normalize(void *ctx)
 static int
 op_both(void *ctx)
 {
-    sender_t         *s;
-    loyalty_err_t     err;
-    loyalty_batch_t   batch;
+    sender_t       *s;
+    loyalty_err_t   err;
 
     s = ctx;
 
@@ -484,15 +483,7 @@ op_both(void *ctx)
         return 1;
     }
 
-    batch.nevents = 0;
-
-    if (s->conf.provider->normalize(&s->conf, &s->req, &alloc, &batch, &err)
-        != LOYALTY_OK)
-    {
-        return 1;
-    }
-
-    return check_event(s, &batch);
+    return op_normalize(ctx);
 }
 
 
