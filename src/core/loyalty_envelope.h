@@ -32,6 +32,7 @@ typedef struct {
     loyalty_str_t   phone;
     loyalty_str_t   data;
     loyalty_str_t   raw;
+    loyalty_str_t   alt_id;       /* a second dedupe key, not stored */
     int64_t         received;             /* ms since the epoch */
     char            received_text[24];
 } loyalty_event_t;

@@ -1,76 +1,82 @@
 /*
  * Copyright (C) loyalty-edge authors
  *
- * yajl drives the parse through callbacks; each callback appends one
- * node to a tree held in the caller's allocator.
+ * The parser builds the tree in the caller's allocator in one pass; see
+ * loyalty_json_parse() for what it refuses.
  */
 
 
 #include <string.h>
-#include <yajl/yajl_parse.h>
 
 #include "loyalty_json.h"
 
 
+/* the parser's state; one per call, on the caller's stack */
+
 typedef struct {
+    const u_char           *p;           /* the next byte */
+    const u_char           *start;
+    const u_char           *last;
+    u_char                 *buf;         /* decoded strings, numbers */
+    loyalty_json_t         *free;        /* nodes not handed out yet */
+    size_t                  nfree;
     const loyalty_alloc_t  *alloc;
-    loyalty_json_t         *root;
-    loyalty_json_t         *open;        /* innermost open array/object */
-    loyalty_str_t           key;         /* pending member name */
-    size_t                  depth;
-    loyalty_err_t          *err;         /* why a callback stopped yajl */
-} loyalty_json_ctx_t;
+    loyalty_err_t          *err;
+    unsigned                plain;       /* the last string: no escape */
+    unsigned                key_plain;   /* the current member name */
+} loyalty_json_parser_t;
 
 
-static loyalty_json_t *loyalty_json_add(loyalty_json_ctx_t *ctx,
-    loyalty_json_type_e type, const u_char *text, size_t len);
-static int loyalty_json_on_null(void *data);
-static int loyalty_json_on_boolean(void *data, int value);
-static int loyalty_json_on_number(void *data, const char *s, size_t len);
-static int loyalty_json_on_string(void *data, const unsigned char *s,
+#define LOYALTY_JSON_CHUNK  32           /* nodes per allocation */
+
+
+static int loyalty_json_value(loyalty_json_parser_t *ps,
+    loyalty_json_t *parent, const loyalty_str_t *key, unsigned depth);
+static int loyalty_json_container(loyalty_json_parser_t *ps,
+    loyalty_json_t *v, unsigned depth);
+static loyalty_json_t *loyalty_json_node(loyalty_json_parser_t *ps,
+    loyalty_json_type_e type, loyalty_json_t *parent,
+    const loyalty_str_t *key);
+static int loyalty_json_string(loyalty_json_parser_t *ps,
+    loyalty_str_t *out);
+static int loyalty_json_number(loyalty_json_parser_t *ps,
+    loyalty_str_t *out);
+static int loyalty_json_literal(loyalty_json_parser_t *ps, const char *word,
     size_t len);
-static int loyalty_json_on_start_map(void *data);
-static int loyalty_json_on_map_key(void *data, const unsigned char *s,
-    size_t len);
-static int loyalty_json_on_end(void *data);
-static int loyalty_json_on_start_array(void *data);
-static int loyalty_json_open(loyalty_json_ctx_t *ctx,
-    loyalty_json_type_e type);
-static int loyalty_json_strict(const loyalty_str_t *text,
-    loyalty_err_t *err);
+static int loyalty_json_fail(loyalty_json_parser_t *ps, const char *what);
 static int loyalty_json_hex4(const u_char *p, const u_char *last,
     unsigned *cp);
-static int loyalty_json_utf8_valid(const u_char *p, size_t len);
 static size_t loyalty_json_size(const loyalty_json_t *v);
 static u_char *loyalty_json_write(u_char *p, const loyalty_json_t *v);
 static size_t loyalty_json_string_size(const loyalty_str_t *s);
 static u_char *loyalty_json_string_write(u_char *p, const loyalty_str_t *s);
+static u_char *loyalty_json_plain_write(u_char *p, const loyalty_str_t *s);
 
 
-static const yajl_callbacks  loyalty_json_callbacks = {
-    loyalty_json_on_null,
-    loyalty_json_on_boolean,
-    NULL,                              /* integers come as text ... */
-    NULL,                              /* ... and so do doubles */
-    loyalty_json_on_number,
-    loyalty_json_on_string,
-    loyalty_json_on_start_map,
-    loyalty_json_on_map_key,
-    loyalty_json_on_end,
-    loyalty_json_on_start_array,
-    loyalty_json_on_end
-};
+/* RFC 8259 white space: nothing else (no form feed, no vertical tab) */
+#define loyalty_json_ws(c)                                                  \
+    ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
+
+/*
+ * A strict RFC 8259 / I-JSON parser written for this job: one pass over
+ * the bytes, the tree built as it goes, strings decoded into one buffer
+ * taken once (decoded text is never longer than the input), nodes taken
+ * LOYALTY_JSON_CHUNK at a time.  Refused: anything but the four white
+ * space characters, raw control characters in strings, invalid or
+ * non-shortest UTF-8, UTF-8 encoded surrogates, unpaired surrogate
+ * escapes, numbers outside the JSON grammar, more than
+ * LOYALTY_JSON_MAX_DEPTH nested containers, and anything after the
+ * value.  Names may repeat; lookups find the first.
+ */
 
 int
 loyalty_json_parse(const loyalty_str_t *text, const loyalty_alloc_t *a,
     loyalty_json_t **out, loyalty_err_t *err)
 {
-    size_t              off;
-    u_char             *msg;
-    yajl_handle         h;
-    yajl_status         st;
-    loyalty_json_ctx_t  ctx;
+    int                     rc;
+    loyalty_json_t          root;
+    loyalty_json_parser_t   ps;
 
     *out = NULL;
 
@@ -79,112 +85,96 @@ loyalty_json_parse(const loyalty_str_t *text, const loyalty_alloc_t *a,
         return LOYALTY_DECLINED;
     }
 
-    if (loyalty_json_strict(text, err) != LOYALTY_OK) {
-        return LOYALTY_DECLINED;
-    }
+    memset(&ps, 0, sizeof(loyalty_json_parser_t));
 
-    memset(&ctx, 0, sizeof(loyalty_json_ctx_t));
-    ctx.alloc = a;
-    ctx.err = err;
+    ps.p = text->data;
+    ps.start = text->data;
+    ps.last = text->data + text->len;
+    ps.alloc = a;
+    ps.err = err;
 
-    h = yajl_alloc(&loyalty_json_callbacks, NULL, &ctx);
-    if (h == NULL) {
+    /* every string and number, each NUL-terminated, fits in len + 1 */
+    ps.buf = a->alloc(a->ctx, text->len + 1);
+    if (ps.buf == NULL) {
         loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
         return LOYALTY_ERROR;
     }
 
-    /* UTF-8 is validated (the default); nothing lax is switched on */
+    /* a stand-in parent collects the top-level value */
+    memset(&root, 0, sizeof(loyalty_json_t));
+    root.type = LOYALTY_JSON_ARRAY;
 
-    st = yajl_parse(h, text->data, text->len);
-
-    if (st == yajl_status_ok) {
-        st = yajl_complete_parse(h);
-
-        if (st == yajl_status_error) {
-            yajl_free(h);
-            loyalty_err_set(err, LOYALTY_ERR_JSON,
-                            "truncated JSON at offset %zu", text->len);
-            return LOYALTY_DECLINED;
-        }
+    rc = loyalty_json_value(&ps, &root, NULL, 0);
+    if (rc != LOYALTY_OK) {
+        return rc;
     }
 
-    if (st == yajl_status_ok) {
-        yajl_free(h);
-
-        if (ctx.root == NULL) {
-            loyalty_err_set(err, LOYALTY_ERR_JSON, "no JSON value");
-            return LOYALTY_DECLINED;
-        }
-
-        *out = ctx.root;
-        return LOYALTY_OK;
+    while (ps.p < ps.last && loyalty_json_ws(*ps.p)) {
+        ps.p++;
     }
 
-    if (st == yajl_status_client_canceled) {
-        yajl_free(h);
-        return err->code == LOYALTY_ERR_NOMEM ? LOYALTY_ERROR
-                                              : LOYALTY_DECLINED;
+    if (ps.p != ps.last) {
+        return loyalty_json_fail(&ps, "trailing garbage after the value");
     }
 
-    off = yajl_get_bytes_consumed(h);
-    msg = yajl_get_error(h, 0, text->data, text->len);
+    root.child->parent = NULL;
+    *out = root.child;
 
-    /* yajl's text ends in a newline; the offset is worth more in logs */
-    loyalty_err_set(err, LOYALTY_ERR_JSON, "%.*s at offset %zu",
-                    msg ? (int) strcspn((char *) msg, "\n") : 7,
-                    msg ? (char *) msg : "invalid", off);
+    return LOYALTY_OK;
+}
 
-    if (msg != NULL) {
-        yajl_free_error(h, msg);
+
+static int
+loyalty_json_fail(loyalty_json_parser_t *ps, const char *what)
+{
+    if (ps->p >= ps->last) {
+        loyalty_err_set(ps->err, LOYALTY_ERR_JSON,
+                        "truncated JSON at offset %zu: %s",
+                        (size_t) (ps->last - ps->start), what);
+
+    } else {
+        loyalty_err_set(ps->err, LOYALTY_ERR_JSON, "%s at offset %zu", what,
+                        (size_t) (ps->p - ps->start));
     }
-
-    yajl_free(h);
 
     return LOYALTY_DECLINED;
 }
 
 
 static loyalty_json_t *
-loyalty_json_add(loyalty_json_ctx_t *ctx, loyalty_json_type_e type,
-    const u_char *text, size_t len)
+loyalty_json_node(loyalty_json_parser_t *ps, loyalty_json_type_e type,
+    loyalty_json_t *parent, const loyalty_str_t *key)
 {
-    loyalty_json_t  *v, *parent;
+    loyalty_json_t  *v;
 
-    v = ctx->alloc->alloc(ctx->alloc->ctx, sizeof(loyalty_json_t));
-    if (v == NULL) {
-        loyalty_err_set(ctx->err, LOYALTY_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-
-    memset(v, 0, sizeof(loyalty_json_t));
-    v->type = type;
-
-    if (text != NULL) {
-        v->text.data = loyalty_alloc_copy(ctx->alloc, text, len);
-        if (v->text.data == NULL) {
-            loyalty_err_set(ctx->err, LOYALTY_ERR_NOMEM, "out of memory");
+    if (ps->nfree == 0) {
+        ps->free = ps->alloc->alloc(ps->alloc->ctx,
+                                    LOYALTY_JSON_CHUNK
+                                    * sizeof(loyalty_json_t));
+        if (ps->free == NULL) {
+            loyalty_err_set(ps->err, LOYALTY_ERR_NOMEM, "out of memory");
             return NULL;
         }
-        v->text.len = len;
+
+        ps->nfree = LOYALTY_JSON_CHUNK;
     }
 
-    parent = ctx->open;
+    v = ps->free++;
+    ps->nfree--;
 
-    if (parent == NULL) {
-        ctx->root = v;
-        return v;
-    }
+    memset(v, 0, sizeof(loyalty_json_t));
 
-    if (parent->type == LOYALTY_JSON_OBJECT) {
-        v->key = ctx->key;
-        ctx->key.len = 0;
-        ctx->key.data = NULL;
-    }
-
+    v->type = type;
     v->parent = parent;
+
+    if (key != NULL) {
+        v->key = *key;
+        v->key_plain = ps->key_plain;
+    }
 
     if (parent->last != NULL) {
         parent->last->next = v;
+
     } else {
         parent->child = v;
     }
@@ -197,115 +187,459 @@ loyalty_json_add(loyalty_json_ctx_t *ctx, loyalty_json_type_e type,
 
 
 static int
-loyalty_json_on_null(void *data)
+loyalty_json_value(loyalty_json_parser_t *ps, loyalty_json_t *parent,
+    const loyalty_str_t *key, unsigned depth)
 {
-    return loyalty_json_add(data, LOYALTY_JSON_NULL, NULL, 0) != NULL;
-}
-
-
-static int
-loyalty_json_on_boolean(void *data, int value)
-{
-    return loyalty_json_add(data, value ? LOYALTY_JSON_TRUE
-                                        : LOYALTY_JSON_FALSE, NULL, 0)
-           != NULL;
-}
-
-
-static int
-loyalty_json_on_number(void *data, const char *s, size_t len)
-{
-    return loyalty_json_add(data, LOYALTY_JSON_NUMBER, (const u_char *) s,
-                            len)
-           != NULL;
-}
-
-
-static int
-loyalty_json_on_string(void *data, const unsigned char *s, size_t len)
-{
-    loyalty_json_ctx_t  *ctx = data;
-
-    /* yajl checks byte structure only: overlong forms, surrogates */
-    if (!loyalty_json_utf8_valid(s, len)) {
-        loyalty_err_set(ctx->err, LOYALTY_ERR_JSON,
-                        "invalid UTF-8 in a string");
-        return 0;
-    }
-
-    return loyalty_json_add(ctx, LOYALTY_JSON_STRING, s, len) != NULL;
-}
-
-
-static int
-loyalty_json_on_map_key(void *data, const unsigned char *s, size_t len)
-{
-    loyalty_json_ctx_t  *ctx = data;
-
-    if (!loyalty_json_utf8_valid(s, len)) {
-        loyalty_err_set(ctx->err, LOYALTY_ERR_JSON,
-                        "invalid UTF-8 in a string");
-        return 0;
-    }
-
-    ctx->key.data = loyalty_alloc_copy(ctx->alloc, s, len);
-    if (ctx->key.data == NULL) {
-        loyalty_err_set(ctx->err, LOYALTY_ERR_NOMEM, "out of memory");
-        return 0;
-    }
-
-    ctx->key.len = len;
-
-    return 1;
-}
-
-
-static int
-loyalty_json_open(loyalty_json_ctx_t *ctx, loyalty_json_type_e type)
-{
+    int              rc;
+    unsigned         plain;
+    loyalty_str_t    s;
     loyalty_json_t  *v;
 
-    if (++ctx->depth > LOYALTY_JSON_MAX_DEPTH) {
-        loyalty_err_set(ctx->err, LOYALTY_ERR_JSON,
-                        "nested deeper than %d levels",
-                        LOYALTY_JSON_MAX_DEPTH);
-        return 0;
+    while (ps->p < ps->last && loyalty_json_ws(*ps->p)) {
+        ps->p++;
     }
 
-    v = loyalty_json_add(ctx, type, NULL, 0);
-    if (v == NULL) {
-        return 0;
+    if (ps->p == ps->last) {
+        return loyalty_json_fail(ps, "a value expected");
     }
 
-    ctx->open = v;
+    switch (*ps->p) {
 
-    return 1;
+    case '{':
+    case '[':
+        if (depth == LOYALTY_JSON_MAX_DEPTH) {
+            return loyalty_json_fail(ps, "nested too deeply");
+        }
+
+        v = loyalty_json_node(ps, *ps->p == '{' ? LOYALTY_JSON_OBJECT
+                                                : LOYALTY_JSON_ARRAY,
+                              parent, key);
+        if (v == NULL) {
+            return LOYALTY_ERROR;
+        }
+
+        ps->p++;
+
+        return loyalty_json_container(ps, v, depth + 1);
+
+    case '"':
+        rc = loyalty_json_string(ps, &s);
+        if (rc != LOYALTY_OK) {
+            return rc;
+        }
+
+        plain = ps->plain;
+
+        v = loyalty_json_node(ps, LOYALTY_JSON_STRING, parent, key);
+        if (v == NULL) {
+            return LOYALTY_ERROR;
+        }
+
+        v->text = s;
+        v->plain = plain;
+        return LOYALTY_OK;
+
+    case 't':
+        rc = loyalty_json_literal(ps, "true", 4);
+        if (rc != LOYALTY_OK) {
+            return rc;
+        }
+
+        return loyalty_json_node(ps, LOYALTY_JSON_TRUE, parent, key)
+               ? LOYALTY_OK : LOYALTY_ERROR;
+
+    case 'f':
+        rc = loyalty_json_literal(ps, "false", 5);
+        if (rc != LOYALTY_OK) {
+            return rc;
+        }
+
+        return loyalty_json_node(ps, LOYALTY_JSON_FALSE, parent, key)
+               ? LOYALTY_OK : LOYALTY_ERROR;
+
+    case 'n':
+        rc = loyalty_json_literal(ps, "null", 4);
+        if (rc != LOYALTY_OK) {
+            return rc;
+        }
+
+        return loyalty_json_node(ps, LOYALTY_JSON_NULL, parent, key)
+               ? LOYALTY_OK : LOYALTY_ERROR;
+
+    default:
+        rc = loyalty_json_number(ps, &s);
+        if (rc != LOYALTY_OK) {
+            return rc;
+        }
+
+        v = loyalty_json_node(ps, LOYALTY_JSON_NUMBER, parent, key);
+        if (v == NULL) {
+            return LOYALTY_ERROR;
+        }
+
+        v->text = s;
+        return LOYALTY_OK;
+    }
+}
+
+
+/* members or elements after the opening bracket, up to the closing one */
+
+static int
+loyalty_json_container(loyalty_json_parser_t *ps, loyalty_json_t *v,
+    unsigned depth)
+{
+    int            rc;
+    u_char         close;
+    unsigned       key_plain;
+    loyalty_str_t  key;
+
+    close = (v->type == LOYALTY_JSON_OBJECT) ? '}' : ']';
+
+    for ( ;; ) {
+        while (ps->p < ps->last && loyalty_json_ws(*ps->p)) {
+            ps->p++;
+        }
+
+        if (ps->p == ps->last) {
+            return loyalty_json_fail(ps, "unclosed object or array");
+        }
+
+        if (*ps->p == close && v->n == 0) {
+            ps->p++;
+            return LOYALTY_OK;
+        }
+
+        if (v->type == LOYALTY_JSON_OBJECT) {
+            if (*ps->p != '"') {
+                return loyalty_json_fail(ps, "a member name expected");
+            }
+
+            rc = loyalty_json_string(ps, &key);
+            if (rc != LOYALTY_OK) {
+                return rc;
+            }
+
+            key_plain = ps->plain;
+
+            while (ps->p < ps->last && loyalty_json_ws(*ps->p)) {
+                ps->p++;
+            }
+
+            if (ps->p == ps->last || *ps->p != ':') {
+                return loyalty_json_fail(ps, "':' expected");
+            }
+
+            ps->p++;
+
+            /* the value's own strings must not overwrite it first */
+            ps->key_plain = key_plain;
+            rc = loyalty_json_value(ps, v, &key, depth);
+
+        } else {
+            rc = loyalty_json_value(ps, v, NULL, depth);
+        }
+
+        if (rc != LOYALTY_OK) {
+            return rc;
+        }
+
+        while (ps->p < ps->last && loyalty_json_ws(*ps->p)) {
+            ps->p++;
+        }
+
+        if (ps->p == ps->last) {
+            return loyalty_json_fail(ps, "unclosed object or array");
+        }
+
+        if (*ps->p == close) {
+            ps->p++;
+            return LOYALTY_OK;
+        }
+
+        if (*ps->p != ',') {
+            return loyalty_json_fail(ps, "',' or a closing bracket expected");
+        }
+
+        ps->p++;
+    }
+}
+
+
+/*
+ * The string at ps->p (its opening quote), decoded into ps->buf; UTF-8
+ * checked as it is copied (RFC 3629: shortest form, no surrogates,
+ * nothing above U+10FFFF).
+ */
+
+static int
+loyalty_json_string(loyalty_json_parser_t *ps, loyalty_str_t *out)
+{
+    u_char         c, lo, hi, *d;
+    size_t         n;
+    unsigned       cp, cp2;
+    const u_char  *p, *last;
+
+    p = ps->p + 1;
+    last = ps->last;
+    d = ps->buf;
+
+    out->data = d;
+    ps->plain = 1;
+
+    for ( ;; ) {
+
+        /* the common case: plain ASCII */
+        while (p < last && *p >= 0x20 && *p < 0x80 && *p != '"'
+               && *p != '\\')
+        {
+            *d++ = *p++;
+        }
+
+        if (p == last) {
+            ps->p = p;
+            return loyalty_json_fail(ps, "unterminated string");
+        }
+
+        c = *p;
+
+        if (c == '"') {
+            break;
+        }
+
+        if (c < 0x20) {
+            ps->p = p;
+            return loyalty_json_fail(ps, "control character in a string");
+        }
+
+        if (c == '\\') {
+            ps->plain = 0;
+
+            if (last - p < 2) {
+                ps->p = last;
+                return loyalty_json_fail(ps, "unterminated string");
+            }
+
+            switch (p[1]) {
+            case '"':  *d++ = '"';  break;
+            case '\\': *d++ = '\\'; break;
+            case '/':  *d++ = '/';  break;
+            case 'b':  *d++ = '\b'; break;
+            case 'f':  *d++ = '\f'; break;
+            case 'n':  *d++ = '\n'; break;
+            case 'r':  *d++ = '\r'; break;
+            case 't':  *d++ = '\t'; break;
+
+            case 'u':
+                if (!loyalty_json_hex4(p + 2, last, &cp)) {
+                    ps->p = p;
+                    return loyalty_json_fail(ps, "invalid \\u escape");
+                }
+
+                if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    ps->p = p;
+                    return loyalty_json_fail(ps,
+                                             "unpaired surrogate escape");
+                }
+
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (last - p < 12 || p[6] != '\\' || p[7] != 'u'
+                        || !loyalty_json_hex4(p + 8, last, &cp2)
+                        || cp2 < 0xdc00 || cp2 > 0xdfff)
+                    {
+                        ps->p = p;
+                        return loyalty_json_fail(ps,
+                                                 "unpaired surrogate escape");
+                    }
+
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (cp2 - 0xdc00);
+                    p += 6;
+                }
+
+                /* at most as long as the escape it replaces */
+                if (cp < 0x80) {
+                    *d++ = (u_char) cp;
+
+                } else if (cp < 0x800) {
+                    *d++ = (u_char) (0xc0 | (cp >> 6));
+                    *d++ = (u_char) (0x80 | (cp & 0x3f));
+
+                } else if (cp < 0x10000) {
+                    *d++ = (u_char) (0xe0 | (cp >> 12));
+                    *d++ = (u_char) (0x80 | ((cp >> 6) & 0x3f));
+                    *d++ = (u_char) (0x80 | (cp & 0x3f));
+
+                } else {
+                    *d++ = (u_char) (0xf0 | (cp >> 18));
+                    *d++ = (u_char) (0x80 | ((cp >> 12) & 0x3f));
+                    *d++ = (u_char) (0x80 | ((cp >> 6) & 0x3f));
+                    *d++ = (u_char) (0x80 | (cp & 0x3f));
+                }
+
+                p += 4;
+                break;
+
+            default:
+                ps->p = p;
+                return loyalty_json_fail(ps, "invalid escape");
+            }
+
+            p += 2;
+            continue;
+        }
+
+        /* a multi-byte UTF-8 sequence */
+        lo = 0x80;
+        hi = 0xbf;
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0) {
+                lo = 0xa0;
+            } else if (c == 0xed) {
+                hi = 0x9f;
+            }
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0) {
+                lo = 0x90;
+            } else if (c == 0xf4) {
+                hi = 0x8f;
+            }
+
+        } else {
+            ps->p = p;
+            return loyalty_json_fail(ps, "invalid UTF-8");
+        }
+
+        if ((size_t) (last - p) <= n || p[1] < lo || p[1] > hi
+            || (n > 1 && (p[2] < 0x80 || p[2] > 0xbf))
+            || (n > 2 && (p[3] < 0x80 || p[3] > 0xbf)))
+        {
+            ps->p = p;
+            return loyalty_json_fail(ps, "invalid UTF-8");
+        }
+
+        memcpy(d, p, n + 1);
+        d += n + 1;
+        p += n + 1;
+    }
+
+    out->len = d - out->data;
+    *d++ = '\0';
+
+    ps->buf = d;
+    ps->p = p + 1;
+
+    return LOYALTY_OK;
+}
+
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, kept as text */
+
+static int
+loyalty_json_number(loyalty_json_parser_t *ps, loyalty_str_t *out)
+{
+    size_t         len;
+    const u_char  *p, *last, *start;
+
+    p = ps->p;
+    last = ps->last;
+    start = p;
+
+    if (*p == '-') {
+        p++;
+    }
+
+    if (p == last || *p < '0' || *p > '9') {
+        ps->p = p;
+        return loyalty_json_fail(ps, "invalid value");
+    }
+
+    if (*p == '0') {
+        p++;
+
+    } else {
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < last && *p == '.') {
+        p++;
+
+        if (p == last || *p < '0' || *p > '9') {
+            ps->p = p;
+            return loyalty_json_fail(ps, "a digit expected after '.'");
+        }
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < last && (*p == 'e' || *p == 'E')) {
+        p++;
+
+        if (p < last && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == last || *p < '0' || *p > '9') {
+            ps->p = p;
+            return loyalty_json_fail(ps, "a digit expected in the exponent");
+        }
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    /* "01", "1x": the number ended where something else began */
+    if (p < last && !loyalty_json_ws(*p) && *p != ',' && *p != ']'
+        && *p != '}')
+    {
+        ps->p = p;
+        return loyalty_json_fail(ps, "invalid number");
+    }
+
+    len = p - start;
+
+    memcpy(ps->buf, start, len);
+    out->data = ps->buf;
+    out->len = len;
+    ps->buf[len] = '\0';
+    ps->buf += len + 1;
+
+    ps->p = p;
+
+    return LOYALTY_OK;
 }
 
 
 static int
-loyalty_json_on_start_map(void *data)
+loyalty_json_literal(loyalty_json_parser_t *ps, const char *word, size_t len)
 {
-    return loyalty_json_open(data, LOYALTY_JSON_OBJECT);
-}
+    if ((size_t) (ps->last - ps->p) < len) {
+        if (memcmp(ps->p, word, ps->last - ps->p) == 0) {
+            ps->p = ps->last;
+            return loyalty_json_fail(ps, "truncated literal");
+        }
 
+        return loyalty_json_fail(ps, "invalid value");
+    }
 
-static int
-loyalty_json_on_start_array(void *data)
-{
-    return loyalty_json_open(data, LOYALTY_JSON_ARRAY);
-}
+    if (memcmp(ps->p, word, len) != 0) {
+        return loyalty_json_fail(ps, "invalid value");
+    }
 
+    ps->p += len;
 
-static int
-loyalty_json_on_end(void *data)
-{
-    loyalty_json_ctx_t  *ctx = data;
-
-    ctx->depth--;
-    ctx->open = ctx->open->parent;
-
-    return 1;
+    return LOYALTY_OK;
 }
 
 
@@ -410,78 +744,6 @@ loyalty_json_int64(const loyalty_json_t *v, int64_t *out)
 }
 
 
-/*
- * What yajl lets through but JSON (RFC 8259, I-JSON) does not: form feed
- * and vertical tab as white space, and \u escapes of unpaired
- * surrogates, which yajl turns into "?" or into invalid UTF-8.  Raw
- * control characters are invalid inside strings too, so 0x0b and 0x0c
- * are refused wherever they stand.
- */
-
-static int
-loyalty_json_strict(const loyalty_str_t *text, loyalty_err_t *err)
-{
-    unsigned       cp, lo;
-    const u_char  *p, *last;
-
-    p = text->data;
-    last = p + text->len;
-
-    if (memchr(p, 0x0b, text->len) != NULL
-        || memchr(p, 0x0c, text->len) != NULL)
-    {
-        loyalty_err_set(err, LOYALTY_ERR_JSON,
-                        "form feed or vertical tab outside JSON rules");
-        return LOYALTY_DECLINED;
-    }
-
-    /* only \u escapes need a look; the rest is yajl's to judge */
-    while (p < last) {
-        p = memchr(p, '\\', last - p);
-        if (p == NULL || p + 1 >= last) {
-            break;
-        }
-
-        if (p[1] != 'u') {
-            p += 2;                    /* an escaped character, "\\" too */
-            continue;
-        }
-
-        if (!loyalty_json_hex4(p + 2, last, &cp)) {
-            break;                     /* yajl reports the bad escape */
-        }
-
-        p += 6;
-
-        if (cp >= 0xdc00 && cp <= 0xdfff) {
-            goto unpaired;
-        }
-
-        if (cp < 0xd800 || cp > 0xdbff) {
-            continue;
-        }
-
-        if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
-            || !loyalty_json_hex4(p + 2, last, &lo)
-            || lo < 0xdc00 || lo > 0xdfff)
-        {
-            goto unpaired;
-        }
-
-        p += 6;
-    }
-
-    return LOYALTY_OK;
-
-unpaired:
-
-    loyalty_err_set(err, LOYALTY_ERR_JSON,
-                    "unpaired surrogate escape at offset %zu",
-                    (size_t) (p - 6 - text->data));
-    return LOYALTY_DECLINED;
-}
-
-
 static int
 loyalty_json_hex4(const u_char *p, const u_char *last, unsigned *cp)
 {
@@ -508,60 +770,6 @@ loyalty_json_hex4(const u_char *p, const u_char *last, unsigned *cp)
     }
 
     *cp = v;
-
-    return 1;
-}
-
-
-/* RFC 3629: shortest form, no surrogates, nothing above U+10FFFF */
-
-static int
-loyalty_json_utf8_valid(const u_char *p, size_t len)
-{
-    size_t  i, n;
-    u_char  c, lo, hi;
-
-    for (i = 0; i < len; /* void */ ) {
-        c = p[i];
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-
-        lo = 0x80;
-        hi = 0xbf;
-
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            if (c == 0xe0) {
-                lo = 0xa0;
-            } else if (c == 0xed) {
-                hi = 0x9f;
-            }
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            if (c == 0xf0) {
-                lo = 0x90;
-            } else if (c == 0xf4) {
-                hi = 0x8f;
-            }
-        } else {
-            return 0;
-        }
-
-        if (len - i <= n || p[i + 1] < lo || p[i + 1] > hi) {
-            return 0;
-        }
-
-        for (i += 2; --n; i++) {
-            if (p[i] < 0x80 || p[i] > 0xbf) {
-                return 0;
-            }
-        }
-    }
 
     return 1;
 }
@@ -612,7 +820,8 @@ loyalty_json_size(const loyalty_json_t *v)
         return v->text.len;
 
     case LOYALTY_JSON_STRING:
-        return loyalty_json_string_size(&v->text);
+        return v->plain ? v->text.len + 2
+                        : loyalty_json_string_size(&v->text);
 
     default:
         break;
@@ -623,7 +832,8 @@ loyalty_json_size(const loyalty_json_t *v)
 
     for (c = v->child; c != NULL; c = c->next) {
         if (v->type == LOYALTY_JSON_OBJECT) {
-            len += loyalty_json_string_size(&c->key) + 1;
+            len += (c->key_plain ? c->key.len + 2
+                                 : loyalty_json_string_size(&c->key)) + 1;
         }
 
         len += loyalty_json_size(c);
@@ -654,7 +864,8 @@ loyalty_json_write(u_char *p, const loyalty_json_t *v)
                + v->text.len;
 
     case LOYALTY_JSON_STRING:
-        return loyalty_json_string_write(p, &v->text);
+        return v->plain ? loyalty_json_plain_write(p, &v->text)
+                        : loyalty_json_string_write(p, &v->text);
 
     default:
         break;
@@ -668,7 +879,8 @@ loyalty_json_write(u_char *p, const loyalty_json_t *v)
         }
 
         if (v->type == LOYALTY_JSON_OBJECT) {
-            p = loyalty_json_string_write(p, &c->key);
+            p = c->key_plain ? loyalty_json_plain_write(p, &c->key)
+                             : loyalty_json_string_write(p, &c->key);
             *p++ = ':';
         }
 
@@ -676,6 +888,23 @@ loyalty_json_write(u_char *p, const loyalty_json_t *v)
     }
 
     *p++ = (v->type == LOYALTY_JSON_OBJECT) ? '}' : ']';
+
+    return p;
+}
+
+
+/*
+ * A string that had no escape in the input has nothing to escape now:
+ * JSON text cannot hold a raw quote, backslash or control character.
+ */
+
+static u_char *
+loyalty_json_plain_write(u_char *p, const loyalty_str_t *s)
+{
+    *p++ = '"';
+    memcpy(p, s->data, s->len);
+    p += s->len;
+    *p++ = '"';
 
     return p;
 }

@@ -1,9 +1,10 @@
 /*
  * Copyright (C) loyalty-edge authors
  *
- * JSON for normalisers: yajl parses (and validates: syntax, UTF-8,
- * numbers) and we keep a small tree in the caller's allocator, so a
- * request pays no malloc per node and nothing needs freeing.  Numbers
+ * JSON for normalisers: a strict RFC 8259 parser (syntax, UTF-8,
+ * numbers, I-JSON surrogates) that builds a small tree in the caller's
+ * allocator, so a request pays no malloc per node and nothing needs
+ * freeing.  Numbers
  * keep the text the sender wrote: ids and money never pass through a
  * double, and integers of any size survive unchanged.
  */
@@ -40,6 +41,8 @@ struct loyalty_json_s {
     loyalty_json_t       *next;      /* next sibling */
     loyalty_json_t       *parent;
     size_t                n;         /* members or elements */
+    unsigned              plain:1;      /* text had no escape */
+    unsigned              key_plain:1;  /* key had no escape */
 };
 
 

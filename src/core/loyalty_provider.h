@@ -46,6 +46,10 @@ typedef struct {
     loyalty_enc_e              encoding;
     const char                *signature_header;
     const char                *id_header;       /* NULL: body digest */
+    loyalty_str_t             *secrets;         /* as configured */
+    char                       default_country[3];  /* "" or "GB" */
+    loyalty_str_t             *orgs;            /* Salesforce allow-list */
+    size_t                     norgs;
 } loyalty_provider_conf_t;
 
 
@@ -55,8 +59,22 @@ typedef struct {
 } loyalty_batch_t;
 
 
+/* flags */
+#define LOYALTY_PROVIDER_NO_SECRET   0x01  /* trust comes from elsewhere */
+#define LOYALTY_PROVIDER_ORGS        0x02  /* needs loyalty_salesforce_org */
+
+
 struct loyalty_provider_s {
     const char   *name;
+    unsigned      flags;
+
+    /* defaults of loyalty_signature_header and _encoding, when used */
+    const char   *signature_header;
+    loyalty_enc_e encoding;
+
+    /* the body of a successful answer (200) instead of the JSON 202 */
+    const loyalty_str_t *ack;
+    const char   *ack_type;
 
     /* secret as configured -> key for this sender's scheme */
     int         (*key)(const loyalty_provider_conf_t *conf,
@@ -85,22 +103,42 @@ const loyalty_provider_t *loyalty_provider_find(const u_char *name,
 const char *loyalty_provider_names(void);
 
 void loyalty_provider_conf_init(loyalty_provider_conf_t *conf);
+/* the sender, with its defaults for signature header and encoding */
+void loyalty_provider_conf_set(loyalty_provider_conf_t *conf,
+    const loyalty_provider_t *provider);
 int loyalty_provider_add_secret(loyalty_provider_conf_t *conf,
     const loyalty_str_t *secret, loyalty_err_t *err);
 void loyalty_provider_conf_free(loyalty_provider_conf_t *conf);
+/* a 15 or 18 character Salesforce organization id for the allow-list */
+int loyalty_provider_add_org(loyalty_provider_conf_t *conf,
+    const loyalty_str_t *org, loyalty_err_t *err);
+/* 1 when org (15 or 18 characters) is on the allow-list */
+int loyalty_provider_org_allowed(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *org);
+/* ISO 3166-1 alpha-2 of national phone numbers */
+int loyalty_provider_set_country(loyalty_provider_conf_t *conf,
+    const loyalty_str_t *country, loyalty_err_t *err);
 
 
 /* shared by providers */
 
 loyalty_event_t *loyalty_provider_event(const loyalty_request_t *req,
     const loyalty_alloc_t *a, const char *src, loyalty_batch_t *out);
+/* n zeroed events (n >= 1) in out, each with src and received set */
+loyalty_event_t *loyalty_provider_events(const loyalty_request_t *req,
+    const loyalty_alloc_t *a, const char *src, size_t n,
+    loyalty_batch_t *out);
+/* the lower-case hex SHA-256 of parts, e.g. to make a dedupe key */
+int loyalty_provider_digest(const loyalty_str_t *parts, size_t nparts,
+    const loyalty_alloc_t *a, loyalty_str_t *out);
 int loyalty_provider_body_digest(const loyalty_request_t *req,
     const loyalty_alloc_t *a, loyalty_str_t *out);
 int loyalty_provider_time(time_t t, const loyalty_alloc_t *a,
     loyalty_str_t *out);
-int loyalty_provider_identity(const loyalty_json_t *obj,
-    const loyalty_alloc_t *a, loyalty_event_t *ev);
-int loyalty_provider_json_event(const loyalty_request_t *req,
+int loyalty_provider_identity(const loyalty_provider_conf_t *conf,
+    const loyalty_json_t *obj, const loyalty_alloc_t *a, loyalty_event_t *ev);
+int loyalty_provider_json_event(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req,
     const loyalty_alloc_t *a, loyalty_event_t *ev, const char **topic_keys,
     const char **time_keys, time_t fallback_time, int unwrap_data,
     loyalty_err_t *err);
@@ -108,6 +146,14 @@ int loyalty_provider_json_event(const loyalty_request_t *req,
 
 extern const loyalty_provider_t  loyalty_provider_standard;
 extern const loyalty_provider_t  loyalty_provider_generic;
+extern const loyalty_provider_t  loyalty_provider_shopify;
+extern const loyalty_provider_t  loyalty_provider_bigcommerce;
+extern const loyalty_provider_t  loyalty_provider_loyaltylion;
+extern const loyalty_provider_t  loyalty_provider_smile;
+extern const loyalty_provider_t  loyalty_provider_yotpo;
+extern const loyalty_provider_t  loyalty_provider_voyado;
+extern const loyalty_provider_t  loyalty_provider_stripe;
+extern const loyalty_provider_t  loyalty_provider_salesforce;
 
 
 #endif /* _LOYALTY_PROVIDER_H_INCLUDED_ */

@@ -23,10 +23,12 @@ static int loyalty_generic_normalize(const loyalty_provider_conf_t *conf,
 
 
 const loyalty_provider_t  loyalty_provider_generic = {
-    "generic",
-    loyalty_generic_key,
-    loyalty_generic_verify,
-    loyalty_generic_normalize
+    .name = "generic",
+    .signature_header = "X-Signature",
+    .encoding = LOYALTY_ENC_HEX,
+    .key = loyalty_generic_key,
+    .verify = loyalty_generic_verify,
+    .normalize = loyalty_generic_normalize
 };
 
 
@@ -95,6 +97,6 @@ loyalty_generic_normalize(const loyalty_provider_conf_t *conf,
         return LOYALTY_ERROR;
     }
 
-    return loyalty_provider_json_event(req, a, ev, topic_keys, time_keys,
+    return loyalty_provider_json_event(conf, req, a, ev, topic_keys, time_keys,
                                        req->now, 0, err);
 }

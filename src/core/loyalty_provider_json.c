@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "loyalty_provider.h"
+#include "loyalty_time.h"
 
 
 static int loyalty_provider_json_time(const loyalty_json_t *obj,
@@ -17,7 +18,8 @@ static int loyalty_provider_json_time(const loyalty_json_t *obj,
 
 
 int
-loyalty_provider_json_event(const loyalty_request_t *req,
+loyalty_provider_json_event(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req,
     const loyalty_alloc_t *a, loyalty_event_t *ev, const char **topic_keys,
     const char **time_keys, time_t fallback_time, int unwrap_data,
     loyalty_err_t *err)
@@ -68,7 +70,7 @@ loyalty_provider_json_event(const loyalty_request_t *req,
 
     if (rc != LOYALTY_OK
         || loyalty_json_dump(data, a, &ev->data) != LOYALTY_OK
-        || loyalty_provider_identity(data, a, ev) != LOYALTY_OK)
+        || loyalty_provider_identity(conf, data, a, ev) != LOYALTY_OK)
     {
         loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
         return LOYALTY_ERROR;
@@ -78,13 +80,17 @@ loyalty_provider_json_event(const loyalty_request_t *req,
 }
 
 
-/* an RFC 3339 time as the sender wrote it, or a unix time in seconds */
+/*
+ * An RFC 3339 time with an offset, to UTC, or a unix time in seconds;
+ * LOYALTY_DECLINED for anything else (no offset: never guessed).
+ */
 
 static int
 loyalty_provider_json_time(const loyalty_json_t *obj, const char *key,
     const loyalty_alloc_t *a, loyalty_str_t *out)
 {
-    size_t                 i, len;
+    char                   buf[LOYALTY_TIME_MAX];
+    size_t                 len;
     int64_t                t;
     const u_char          *p;
     const loyalty_json_t  *v;
@@ -107,27 +113,18 @@ loyalty_provider_json_time(const loyalty_json_t *obj, const char *key,
         return LOYALTY_DECLINED;
     }
 
-    p = v->text.data;
-    len = v->text.len;
-
-    /* YYYY-MM-DDTHH:MM:SS at least; the rest is the sender's */
-    if (len < 19 || len > 40 || p[4] != '-' || p[7] != '-'
-        || (p[10] != 'T' && p[10] != 't' && p[10] != ' ')
-        || p[13] != ':' || p[16] != ':')
-    {
+    len = loyalty_time_utc(&v->text, buf);
+    if (len == 0) {
         return LOYALTY_DECLINED;
     }
 
-    for (i = 0; i < 19; i++) {
-        if (i == 4 || i == 7 || i == 10 || i == 13 || i == 16) {
-            continue;
-        }
-        if (p[i] < '0' || p[i] > '9') {
-            return LOYALTY_DECLINED;
-        }
+    p = loyalty_alloc_copy(a, buf, len);
+    if (p == NULL) {
+        return LOYALTY_ERROR;
     }
 
-    *out = v->text;
+    out->data = p;
+    out->len = len;
 
     return LOYALTY_OK;
 }

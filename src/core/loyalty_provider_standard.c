@@ -23,10 +23,10 @@ static int loyalty_standard_normalize(const loyalty_provider_conf_t *conf,
 
 
 const loyalty_provider_t  loyalty_provider_standard = {
-    "standard",
-    loyalty_standard_key,
-    loyalty_standard_verify,
-    loyalty_standard_normalize
+    .name = "standard",
+    .key = loyalty_standard_key,
+    .verify = loyalty_standard_verify,
+    .normalize = loyalty_standard_normalize
 };
 
 
@@ -96,8 +96,6 @@ loyalty_standard_normalize(const loyalty_provider_conf_t *conf,
     static const char  *topic_keys[] = { "type", NULL };
     static const char  *time_keys[] = { "timestamp", NULL };
 
-    (void) conf;
-
     if (req->header(req, "webhook-id", &id) != LOYALTY_OK
         || !loyalty_event_id_valid(id.data, id.len))
     {
@@ -122,6 +120,6 @@ loyalty_standard_normalize(const loyalty_provider_conf_t *conf,
 
     ev->id = id;
 
-    return loyalty_provider_json_event(req, a, ev, topic_keys, time_keys,
+    return loyalty_provider_json_event(conf, req, a, ev, topic_keys, time_keys,
                                        ts, 1, err);
 }

@@ -171,6 +171,39 @@ invalid:
 }
 
 
+/* loyalty_salesforce_org ID ...; repeatable, checked at merge */
+
+char *
+ngx_http_loyalty_org_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_loyalty_loc_conf_t *llcf = conf;
+
+    ngx_str_t   *value, *org;
+    ngx_uint_t   i;
+
+    if (llcf->orgs == NULL) {
+        llcf->orgs = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (llcf->orgs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        org = ngx_array_push(llcf->orgs);
+        if (org == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *org = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 char *
 ngx_http_loyalty_webhook_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -347,6 +380,10 @@ ngx_http_loyalty_make_keys(ngx_conf_t *cf, ngx_http_loyalty_loc_conf_t *llcf)
 
     cln->handler = ngx_http_loyalty_free_keys;
     cln->data = &llcf->pc;
+
+    if (llcf->secrets == NULL) {
+        return NGX_OK;
+    }
 
     secret = llcf->secrets->elts;
 

@@ -33,20 +33,50 @@ static void ngx_http_loyalty_op_cancel(void *data);
 
 
 /*
- * KEYS[1] stream, KEYS[2] dedupe key; ARGV[1] window (s), ARGV[2] cap,
- * ARGV[3..] field/value pairs.  Never XADD MAXLEN: trimming drops
- * entries no consumer has finished, so a full stream refuses instead,
- * and a refused event leaves no dedupe key behind.
+ * One round trip for every event of a delivery (Salesforce sends up to
+ * 100).  KEYS[1] stream, KEYS[2] the store's stats hash, then each
+ * event's dedupe keys (its id, and a second key when the sender has
+ * one).  ARGV[1] window (s), ARGV[2] cap, ARGV[3] number of events, then
+ * per event: its number of keys, the stats field to count it under ("" for
+ * none), its number of envelope strings, and those strings.
+ *
+ * Never XADD MAXLEN: trimming drops entries no consumer has finished, so
+ * a full stream refuses instead, and a refused event leaves no dedupe key
+ * behind.  The reply is one status per event: ok, dup or full.
  */
 ngx_str_t  ngx_http_loyalty_enqueue_script = ngx_string(
-    "if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[2]) then\n"
-    "  if redis.call('EXISTS', KEYS[2]) == 1 then return {'dup'} end\n"
-    "  return {'full'}\n"
+    "local free = tonumber(ARGV[2]) - redis.call('XLEN', KEYS[1])\n"
+    "local out, a, k = {}, 4, 3\n"
+    "for i = 1, tonumber(ARGV[3]) do\n"
+    "  local nk, stat, nf = tonumber(ARGV[a]), ARGV[a + 1], "
+    "tonumber(ARGV[a + 2])\n"
+    "  local new\n"
+    "  if nk == 1 and free > 0 then\n"
+    "    new = redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1])\n"
+    "  else\n"
+    "    new = true\n"
+    "    for j = k, k + nk - 1 do\n"
+    "      if redis.call('EXISTS', KEYS[j]) == 1 then new = false end\n"
+    "    end\n"
+    "    if new and free > 0 then\n"
+    "      for j = k, k + nk - 1 do\n"
+    "        redis.call('SET', KEYS[j], '1', 'EX', ARGV[1])\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if not new then\n"
+    "    out[i] = 'dup'\n"
+    "  elseif free <= 0 then\n"
+    "    out[i] = 'full'\n"
+    "  else\n"
+    "    redis.call('XADD', KEYS[1], '*', unpack(ARGV, a + 3, a + 2 + nf))\n"
+    "    if stat ~= '' then redis.call('HINCRBY', KEYS[2], stat, 1) end\n"
+    "    free = free - 1\n"
+    "    out[i] = 'ok'\n"
+    "  end\n"
+    "  a, k = a + 3 + nf, k + nk\n"
     "end\n"
-    "if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then\n"
-    "  return {'dup'}\n"
-    "end\n"
-    "return {'ok', redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))}\n"
+    "return out\n"
 );
 
 
@@ -58,31 +88,56 @@ ngx_int_t
 ngx_http_loyalty_enqueue(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
     loyalty_batch_t *batch)
 {
-    int                           i, argc;
+    int                           argc, nkeys, nf, *nfields;
     u_char                       *p;
-    size_t                       *argvlen;
+    size_t                       *argvlen, len, i, j;
     ngx_int_t                     rc;
     const char                  **argv;
-    loyalty_str_t                 fields[2 * LOYALTY_ENVELOPE_FIELDS];
+    loyalty_str_t                *fields;
     loyalty_event_t              *ev;
     ngx_pool_cleanup_t           *cln;
     ngx_http_loyalty_op_t        *op;
     ngx_http_loyalty_loc_conf_t  *llcf;
 
     static const char  seen[] = "}:seen:";
+    static const char  stats[] = "}:stats";
+    static const char  unknown[] = "unknown:";
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_loyalty_module);
 
-    /* one event per delivery so far; batch senders extend the script */
-    ev = &batch->events[0];
+    fields = ngx_palloc(r->pool, batch->nevents * 2
+                                 * LOYALTY_ENVELOPE_FIELDS
+                                 * sizeof(loyalty_str_t));
+    nfields = ngx_palloc(r->pool, batch->nevents * sizeof(int));
+    if (fields == NULL || nfields == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    argc = 7 + (int) loyalty_envelope_encode(ev, fields);
+    /* sizes first: keys and numbers go into one buffer */
+    argc = 8;
+    nkeys = 2;
+    len = sizeof("loyalty:{") - 1 + ctx->store.len + sizeof(stats) - 1
+          + 4 * NGX_INT_T_LEN;
+
+    for (i = 0; i < batch->nevents; i++) {
+        ev = &batch->events[i];
+
+        nf = (int) loyalty_envelope_encode(ev,
+                                           &fields[i * 2
+                                                   * LOYALTY_ENVELOPE_FIELDS]);
+        nfields[i] = nf;
+        argc += 3 + nf + 1 + (ev->alt_id.len ? 1 : 0);
+        nkeys += 1 + (ev->alt_id.len ? 1 : 0);
+
+        len += 2 * (sizeof("loyalty:{") - 1 + ctx->store.len
+                    + sizeof(seen) - 1)
+               + ev->id.len + ev->alt_id.len + 2 * NGX_INT_T_LEN
+               + sizeof(unknown) - 1 + ev->src.len;
+    }
 
     argv = ngx_palloc(r->pool, argc * sizeof(char *));
     argvlen = ngx_palloc(r->pool, argc * sizeof(size_t));
-    p = ngx_pnalloc(r->pool, sizeof("loyalty:{") - 1 + ctx->store.len
-                             + sizeof(seen) - 1 + ev->id.len
-                             + 2 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(r->pool, len);
     if (argv == NULL || argvlen == NULL || p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -91,27 +146,85 @@ ngx_http_loyalty_enqueue(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
     argvlen[0] = sizeof("EVALSHA") - 1;
     argv[1] = (const char *) ngx_http_loyalty_script_sha;
     argvlen[1] = 40;
-    argv[2] = "2";
-    argvlen[2] = 1;
+
+    argv[2] = (const char *) p;
+    p = ngx_sprintf(p, "%d", nkeys);
+    argvlen[2] = p - (u_char *) argv[2];
+
     argv[3] = (const char *) ctx->stream_key.data;
     argvlen[3] = ctx->stream_key.len;
 
     argv[4] = (const char *) p;
-    p = ngx_sprintf(p, "loyalty:{%V%s", &ctx->store, seen);
-    p = ngx_cpymem(p, ev->id.data, ev->id.len);
+    p = ngx_sprintf(p, "loyalty:{%V%s", &ctx->store, stats);
     argvlen[4] = p - (u_char *) argv[4];
 
-    argv[5] = (const char *) p;
+    /* the events' keys follow KEYS[2]; their arguments follow the keys */
+    argc = 5;
+
+    for (i = 0; i < batch->nevents; i++) {
+        ev = &batch->events[i];
+
+        argv[argc] = (const char *) p;
+        p = ngx_sprintf(p, "loyalty:{%V%s", &ctx->store, seen);
+        p = ngx_cpymem(p, ev->id.data, ev->id.len);
+        argvlen[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        if (ev->alt_id.len) {
+            argv[argc] = (const char *) p;
+            p = ngx_sprintf(p, "loyalty:{%V%s", &ctx->store, seen);
+            p = ngx_cpymem(p, ev->alt_id.data, ev->alt_id.len);
+            argvlen[argc] = p - (u_char *) argv[argc];
+            argc++;
+        }
+    }
+
+    argv[argc] = (const char *) p;
     p = ngx_sprintf(p, "%T", llcf->dedupe_window);
-    argvlen[5] = p - (u_char *) argv[5];
+    argvlen[argc] = p - (u_char *) argv[argc];
+    argc++;
 
-    argv[6] = (const char *) p;
+    argv[argc] = (const char *) p;
     p = ngx_sprintf(p, "%ui", llcf->stream_cap);
-    argvlen[6] = p - (u_char *) argv[6];
+    argvlen[argc] = p - (u_char *) argv[argc];
+    argc++;
 
-    for (i = 7; i < argc; i++) {
-        argv[i] = (const char *) fields[i - 7].data;
-        argvlen[i] = fields[i - 7].len;
+    argv[argc] = (const char *) p;
+    p = ngx_sprintf(p, "%uz", batch->nevents);
+    argvlen[argc] = p - (u_char *) argv[argc];
+    argc++;
+
+    for (i = 0; i < batch->nevents; i++) {
+        ev = &batch->events[i];
+
+        argv[argc] = ev->alt_id.len ? "2" : "1";
+        argvlen[argc] = 1;
+        argc++;
+
+        /* unknown topics are queued, and counted so nobody misses them */
+        argv[argc] = (const char *) p;
+        if (ev->type.len == sizeof("unknown") - 1
+            && ngx_strncmp(ev->type.data, "unknown", ev->type.len) == 0)
+        {
+            p = ngx_cpymem(p, unknown, sizeof(unknown) - 1);
+            p = ngx_cpymem(p, ev->src.data, ev->src.len);
+        }
+        argvlen[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        nf = nfields[i];
+
+        argv[argc] = (const char *) p;
+        p = ngx_sprintf(p, "%d", nf);
+        argvlen[argc] = p - (u_char *) argv[argc];
+        argc++;
+
+        for (j = 0; j < (size_t) nf; j++) {
+            argv[argc] = (const char *)
+                         fields[i * 2 * LOYALTY_ENVELOPE_FIELDS + j].data;
+            argvlen[argc] = fields[i * 2 * LOYALTY_ENVELOPE_FIELDS + j].len;
+            argc++;
+        }
     }
 
     op = ngx_alloc(sizeof(ngx_http_loyalty_op_t), r->connection->log);
@@ -124,6 +237,8 @@ ngx_http_loyalty_enqueue(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
         ngx_free(op);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->nevents = batch->nevents;
 
     op->cmd.handler = ngx_http_loyalty_reply;
     op->request = r;
@@ -231,6 +346,8 @@ static ngx_http_loyalty_result_e
 ngx_http_loyalty_outcome(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
     redisReply *reply)
 {
+    size_t       i;
+    ngx_uint_t   dup, full;
     redisReply  *status;
 
     if (reply == NULL) {
@@ -247,30 +364,59 @@ ngx_http_loyalty_outcome(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
         return NGX_HTTP_LOYALTY_UNAVAILABLE;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
-        || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "loyalty: unexpected redis reply type %d, corr=%V",
                       reply->type, &ctx->corr);
         return NGX_HTTP_LOYALTY_UNAVAILABLE;
     }
 
-    status = reply->element[0];
+    full = 0;
+    dup = 0;
+    ctx->accepted = 0;
 
-    if (status->len == 2 && ngx_strncmp(status->str, "ok", 2) == 0) {
-        return NGX_HTTP_LOYALTY_ACCEPTED;
+    for (i = 0; i < reply->elements; i++) {
+        status = reply->element[i];
+
+        if (status->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (status->len == 2 && ngx_strncmp(status->str, "ok", 2) == 0) {
+            ctx->accepted++;
+
+        } else if (status->len == 3
+                   && ngx_strncmp(status->str, "dup", 3) == 0)
+        {
+            dup++;
+
+        } else {
+            full++;
+        }
     }
 
-    if (status->len == 3 && ngx_strncmp(status->str, "dup", 3) == 0) {
-        return NGX_HTTP_LOYALTY_DUPLICATE;
+    if (ctx->accepted + dup + full != ctx->nevents) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "loyalty: redis answered %uz statuses for %ui "
+                      "events, corr=%V", reply->elements, ctx->nevents,
+                      &ctx->corr);
+        return NGX_HTTP_LOYALTY_UNAVAILABLE;
     }
 
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "loyalty: stream \"%V\" is at its cap, corr=%V",
-                  &ctx->stream_key, &ctx->corr);
+    /*
+     * Any event refused: the sender must retry the delivery; the events
+     * that did land are deduped then.
+     */
+    if (full) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "loyalty: stream \"%V\" is at its cap, %ui of %ui "
+                      "events refused, corr=%V", &ctx->stream_key, full,
+                      ctx->nevents, &ctx->corr);
+        return NGX_HTTP_LOYALTY_BACKPRESSURE;
+    }
 
-    return NGX_HTTP_LOYALTY_BACKPRESSURE;
+    return ctx->accepted ? NGX_HTTP_LOYALTY_ACCEPTED
+                         : NGX_HTTP_LOYALTY_DUPLICATE;
 }
 
 

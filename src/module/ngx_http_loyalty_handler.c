@@ -177,9 +177,12 @@ ngx_http_loyalty_body_handler(ngx_http_request_t *r)
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "loyalty: payload rejected: %s, corr=%V",
                           err.msg, &ctx->corr);
+            /* a sender proven by its payload (Salesforce's org id) */
             result = (err.code == LOYALTY_ERR_JSON)
                      ? NGX_HTTP_LOYALTY_BAD_JSON
-                     : NGX_HTTP_LOYALTY_BAD_REQUEST;
+                     : (err.code == LOYALTY_ERR_SIGNATURE)
+                       ? NGX_HTTP_LOYALTY_BAD_SIGNATURE
+                       : NGX_HTTP_LOYALTY_BAD_REQUEST;
         }
 
         ngx_http_loyalty_finish(r, ctx, result, err.msg);
@@ -194,12 +197,25 @@ ngx_http_loyalty_body_handler(ngx_http_request_t *r)
     for (i = 0; i < batch.nevents; i++) {
         ev = &batch.events[i];
 
+        /* the dedupe keys become Redis key names: never trust blindly */
+        if (!loyalty_event_id_valid(ev->id.data, ev->id.len)
+            || (ev->alt_id.len
+                && !loyalty_event_id_valid(ev->alt_id.data, ev->alt_id.len)))
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "loyalty: %s gave an invalid event id, corr=%V",
+                          llcf->pc.provider->name, &ctx->corr);
+            ngx_http_loyalty_finish(r, ctx, NGX_HTTP_LOYALTY_INTERNAL, NULL);
+            return;
+        }
+
         ev->store.data = ctx->store.data;
         ev->store.len = ctx->store.len;
         ev->corr.data = ctx->corr.data;
         ev->corr.len = ctx->corr.len;
 
-        if (llcf->keep_raw) {
+        /* a delivery of many events keeps its body once */
+        if (llcf->keep_raw && i == 0) {
             ev->raw = req.body;
         }
     }

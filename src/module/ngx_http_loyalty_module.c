@@ -6,6 +6,7 @@
 
 
 #include "ngx_http_loyalty_module.h"
+#include "loyalty_soap.h"
 
 
 static ngx_int_t ngx_http_loyalty_postconfiguration(ngx_conf_t *cf);
@@ -132,6 +133,20 @@ static ngx_command_t  ngx_http_loyalty_commands[] = {
       offsetof(ngx_http_loyalty_loc_conf_t, id_header),
       NULL },
 
+    { ngx_string("loyalty_default_country"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_loc_conf_t, default_country),
+      NULL },
+
+    { ngx_string("loyalty_salesforce_org"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_loyalty_org_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -233,6 +248,9 @@ ngx_http_loyalty_init_main_conf(ngx_conf_t *cf, void *conf)
 
     lmcf->redis.script = ngx_http_loyalty_enqueue_script;
 
+    /* libxml2's global state, once in the master, before workers fork */
+    loyalty_soap_init();
+
     if (ngx_http_loyalty_enqueue_init(cf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
@@ -259,6 +277,8 @@ ngx_http_loyalty_create_loc_conf(ngx_conf_t *cf)
      *     llcf->store = NULL;
      *     llcf->signature_header = { 0, NULL };
      *     llcf->id_header = { 0, NULL };
+     *     llcf->default_country = { 0, NULL };
+     *     llcf->orgs = NULL;
      */
 
     loyalty_provider_conf_init(&llcf->pc);
@@ -281,7 +301,12 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_loyalty_loc_conf_t *prev = parent;
     ngx_http_loyalty_loc_conf_t *conf = child;
 
-    ngx_http_core_loc_conf_t      *clcf;
+    ngx_str_t                         *org;
+    ngx_uint_t                         i;
+    loyalty_err_t                      err;
+    loyalty_str_t                      s;
+    ngx_http_core_loc_conf_t          *clcf;
+    const loyalty_provider_t          *provider;
     ngx_http_compile_complex_value_t   ccv;
 
     static ngx_str_t  host = ngx_string("$host");
@@ -321,11 +346,39 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              NGX_HTTP_LOYALTY_RETRY_AFTER);
     ngx_conf_merge_uint_value(conf->algorithm, prev->algorithm,
                               LOYALTY_MD_SHA256);
-    ngx_conf_merge_uint_value(conf->encoding, prev->encoding,
-                              LOYALTY_ENC_HEX);
-    ngx_conf_merge_str_value(conf->signature_header, prev->signature_header,
-                             "X-Signature");
     ngx_conf_merge_str_value(conf->id_header, prev->id_header, "");
+    ngx_conf_merge_str_value(conf->default_country, prev->default_country,
+                             "");
+
+    if (conf->orgs == NULL) {
+        conf->orgs = prev->orgs;
+    }
+
+    /*
+     * Left unset where no sender is named, so that a location's sender
+     * (smile, yotpo: their own header) brings its defaults.
+     */
+    ngx_conf_merge_uint_value(conf->encoding, prev->encoding,
+                              NGX_CONF_UNSET_UINT);
+    ngx_conf_merge_str_value(conf->signature_header, prev->signature_header,
+                             "");
+
+    provider = conf->pc.provider;
+
+    if (provider != NULL) {
+        if (conf->encoding == NGX_CONF_UNSET_UINT) {
+            conf->encoding = provider->signature_header ? provider->encoding
+                                                        : LOYALTY_ENC_HEX;
+        }
+
+        if (conf->signature_header.len == 0) {
+            conf->signature_header.data = (u_char *)
+                (provider->signature_header ? provider->signature_header
+                                            : "X-Signature");
+            conf->signature_header.len =
+                ngx_strlen(conf->signature_header.data);
+        }
+    }
 
     if (conf->dedupe_window <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -345,7 +398,9 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
-    if (conf->secrets == NULL || conf->secrets->nelts == 0) {
+    if (!(provider->flags & LOYALTY_PROVIDER_NO_SECRET)
+        && (conf->secrets == NULL || conf->secrets->nelts == 0))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"loyalty_webhook %s\" in location \"%V\" "
                            "has no \"loyalty_secret\" or "
@@ -381,6 +436,43 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (ngx_http_loyalty_make_keys(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    err.msg[0] = '\0';
+
+    if (conf->default_country.len) {
+        s.data = conf->default_country.data;
+        s.len = conf->default_country.len;
+
+        if (loyalty_provider_set_country(&conf->pc, &s, &err) != LOYALTY_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"loyalty_default_country\": %s", err.msg);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (provider->flags & LOYALTY_PROVIDER_ORGS) {
+        if (conf->orgs == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"loyalty_webhook %s\" in location \"%V\" "
+                               "has no \"loyalty_salesforce_org\"",
+                               provider->name, &clcf->name);
+            return NGX_CONF_ERROR;
+        }
+
+        org = conf->orgs->elts;
+
+        for (i = 0; i < conf->orgs->nelts; i++) {
+            s.data = org[i].data;
+            s.len = org[i].len;
+
+            if (loyalty_provider_add_org(&conf->pc, &s, &err) != LOYALTY_OK) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"loyalty_salesforce_org\" \"%V\": %s",
+                                   &org[i], err.msg);
+                return NGX_CONF_ERROR;
+            }
+        }
     }
 
     return NGX_CONF_OK;

@@ -43,6 +43,8 @@ typedef struct {
     ngx_uint_t                       encoding;
     ngx_str_t                        signature_header;
     ngx_str_t                        id_header;
+    ngx_str_t                        default_country;
+    ngx_array_t                     *orgs;         /* of ngx_str_t */
 } ngx_http_loyalty_loc_conf_t;
 
 
@@ -52,6 +54,8 @@ typedef struct {
     ngx_str_t                        result;
     ngx_str_t                        store;
     ngx_str_t                        stream_key;
+    ngx_uint_t                       nevents;
+    ngx_uint_t                       accepted;     /* of nevents */
     u_char                          *body;        /* assembled copy */
     u_char                          *body_pos;
     ngx_chain_t                     *body_buf;    /* next part to copy */
@@ -85,6 +89,8 @@ char *ngx_http_loyalty_secret_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_loyalty_secret_file_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+char *ngx_http_loyalty_org_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_http_loyalty_make_keys(ngx_conf_t *cf,
     ngx_http_loyalty_loc_conf_t *llcf);
 

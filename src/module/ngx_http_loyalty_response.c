@@ -31,6 +31,8 @@ static ngx_http_loyalty_answer_t  ngx_http_loyalty_answers[] = {
 };
 
 
+static ngx_int_t ngx_http_loyalty_respond_ack(ngx_http_request_t *r,
+    ngx_http_loyalty_ctx_t *ctx, const loyalty_provider_t *provider);
 static ngx_int_t ngx_http_loyalty_add_header(ngx_http_request_t *r,
     ngx_str_t *key, ngx_str_t *value);
 
@@ -57,6 +59,16 @@ ngx_http_loyalty_respond(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
 
     ctx->result = a->name;
 
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_loyalty_module);
+
+    /* senders with their own acknowledgement (Salesforce's SOAP Ack) */
+    if ((result == NGX_HTTP_LOYALTY_ACCEPTED
+         || result == NGX_HTTP_LOYALTY_DUPLICATE)
+        && llcf->pc.provider != NULL && llcf->pc.provider->ack != NULL)
+    {
+        return ngx_http_loyalty_respond_ack(r, ctx, llcf->pc.provider);
+    }
+
     mlen = message ? ngx_strlen(message) : 0;
 
     /* ids and corr are validated printable ASCII without quotes... */
@@ -64,7 +76,8 @@ ngx_http_loyalty_respond(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
           + a->name.len + ctx->event_id.len + ctx->corr.len
           + sizeof(",\"message\":\"\"") - 1
           /* ...a message is escaped */
-          + mlen + ngx_escape_json(NULL, (u_char *) message, mlen);
+          + mlen + ngx_escape_json(NULL, (u_char *) message, mlen)
+          + sizeof(",\"events\":,\"accepted\":") - 1 + 2 * NGX_INT_T_LEN;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -76,8 +89,14 @@ ngx_http_loyalty_respond(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
     switch (result) {
 
     case NGX_HTTP_LOYALTY_ACCEPTED:
-        p = ngx_sprintf(p, "{\"id\":\"%V\",\"corr\":\"%V\"}\n",
+        p = ngx_sprintf(p, "{\"id\":\"%V\",\"corr\":\"%V\"",
                         &ctx->event_id, &ctx->corr);
+        if (ctx->nevents > 1) {
+            p = ngx_sprintf(p, ",\"events\":%ui,\"accepted\":%ui",
+                            ctx->nevents, ctx->accepted);
+        }
+        *p++ = '}';
+        *p++ = '\n';
         break;
 
     case NGX_HTTP_LOYALTY_DUPLICATE:
@@ -107,8 +126,6 @@ ngx_http_loyalty_respond(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
     }
 
     if (a->retry) {
-        llcf = ngx_http_get_module_loc_conf(r, ngx_http_loyalty_module);
-
         value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
         if (value.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -131,6 +148,51 @@ ngx_http_loyalty_respond(ngx_http_request_t *r, ngx_http_loyalty_ctx_t *ctx,
     r->headers_out.status = a->status;
     r->headers_out.content_length_n = b->last - b->pos;
     ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_loyalty_respond_ack(ngx_http_request_t *r,
+    ngx_http_loyalty_ctx_t *ctx, const loyalty_provider_t *provider)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    static ngx_str_t  corr_header = ngx_string("X-Correlation-ID");
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = (u_char *) provider->ack->data;
+    b->last = b->pos + provider->ack->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    if (ngx_http_loyalty_add_header(r, &corr_header, &ctx->corr) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = provider->ack->len;
+    r->headers_out.content_type.data = (u_char *) provider->ack_type;
+    r->headers_out.content_type.len = ngx_strlen(provider->ack_type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 

@@ -1,10 +1,13 @@
 /*
  * Copyright (C) loyalty-edge authors
  *
- * Micro-benchmark of src/core per event: for every sender of the
- * registry, the cost of verify, of normalize, and of both, on a ~2 KB
- * order.created payload; then the parts (JSON parse, dump of "data",
- * one HMAC-SHA256, one SHA-256) so the breakdown is visible.
+ * Micro-benchmark of src/core per delivery: for every sender of the
+ * registry, the cost of verify, of normalize, and of both.  standard and
+ * generic run on a ~2 KB order.created payload; every platform sender
+ * runs on its t/data/<sender>/bench case (a realistic ~2 KB delivery of
+ * its most common topic), signed as that platform signs.  Then the parts
+ * (JSON parse, dump of "data", one HMAC-SHA256, one SHA-256) so the
+ * breakdown is visible.
  *
  *   make bench-core
  *   build/bench/core [--batches=31] [--events=20000] [--warmup=2]
@@ -16,7 +19,7 @@
  *
  * Memory is what the nginx module has: our own copies come from a bump
  * allocator reset per event (the request pool), which also holds the
- * JSON tree; yajl's own few buffers come from malloc, as in the core.
+ * JSON tree.
  * Every result is checked inside the timed loop (rc, one
  * event, the expected id); any mismatch makes the program exit 1.
  */
@@ -36,10 +39,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <yajl/yajl_parse.h>
-#include <yajl/yajl_version.h>
+#include <libxml/xmlversion.h>
+
 
 #include "loyalty_provider.h"
+#include "loyalty_case.h"
 
 
 #define DEFAULT_PAYLOAD  "t/bench/core-payloads/order-created.json"
@@ -79,7 +83,29 @@ typedef struct {
     headers_t                 headers;
     loyalty_request_t         req;
     loyalty_str_t             expect_id;
+    size_t                    expect_n;       /* events per delivery */
+    lt_case_t                *c;              /* platform senders */
 } sender_t;
+
+
+/* how the benchmark signs a platform sender's t/data/<sender>/bench case */
+typedef enum {
+    SIGN_NONE = 0,              /* salesforce: the org allow-list */
+    SIGN_BODY_BASE64,           /* base64 HMAC of the body in header */
+    SIGN_BODY_CONF,             /* the conf's header and encoding */
+    SIGN_TOKEN,                 /* the secret itself in the conf's header */
+    SIGN_STANDARD_RAW,          /* Standard Webhooks, raw secret bytes */
+    SIGN_STANDARD_WHSEC,        /* Standard Webhooks/Svix, whsec_ secret */
+    SIGN_STRIPE                 /* t=...,v1=hex */
+} sign_e;
+
+
+typedef struct {
+    const char   *sender;
+    sign_e        how;
+    const char   *header;       /* or the header prefix: webhook, svix */
+    const char   *secret;
+} signer_t;
 
 
 typedef int (*op_pt)(void *ctx);
@@ -110,7 +136,6 @@ static int op_both(void *ctx);
 static int check_event(sender_t *s, const loyalty_batch_t *batch);
 static int op_parse(void *ctx);
 static void *setup_alloc(void *ctx, size_t size);
-static int op_yajl_only(void *ctx);
 static int op_dump(void *ctx);
 static int op_hmac(void *ctx);
 static int op_sha256(void *ctx);
@@ -119,6 +144,8 @@ static int cmp_double(const void *a, const void *b);
 static void measure(const char *name, op_pt op, void *ctx);
 static void print_row(const result_t *r);
 static void sanity(sender_t *s);
+static sender_t *sender_platform(sender_t *s, const char *name);
+static void sign_case(sender_t *s, const signer_t *sg);
 static void machine(void);
 
 
@@ -134,9 +161,24 @@ static loyalty_str_t    body;
 static loyalty_json_t  *data_member;
 static loyalty_hmac_key_t  *hmac_key;
 
-static result_t         results[32];
+static result_t         results[64];
 static sender_t         std_sender, gen_sender;
 static size_t           nresults;
+
+static const signer_t   signers[] = {
+    { "shopify", SIGN_BODY_BASE64, "X-Shopify-Hmac-Sha256",
+      "shpss_bench_0123456789abcdef" },
+    { "bigcommerce", SIGN_STANDARD_RAW, "webhook", "bc_bench_client_secret" },
+    { "loyaltylion", SIGN_BODY_BASE64, "x-loyaltylion-hmac-sha256",
+      "ll_bench_site_secret" },
+    { "smile", SIGN_BODY_CONF, NULL, "smile_bench_app_secret" },
+    { "yotpo", SIGN_TOKEN, NULL, "yotpo-bench-token-0123456789" },
+    { "voyado", SIGN_STANDARD_WHSEC, "svix", STD_SECRET },
+    { "stripe", SIGN_STRIPE, "Stripe-Signature", "whsec_bench_stripe" },
+    { "salesforce", SIGN_NONE, NULL, NULL },
+    { NULL, SIGN_NONE, NULL, NULL }
+};
+static sender_t         platform[16];
 
 
 static void *
@@ -418,6 +460,216 @@ sender_generic(sender_t *s, const loyalty_str_t *b, time_t now)
 }
 
 
+/*
+ * A platform sender on its t/data/<name>/bench case (the same files the
+ * golden tests check), signed the way that platform signs.
+ */
+
+static sender_t *
+sender_platform(sender_t *s, const char *name)
+{
+    char                       dir[256];
+    loyalty_err_t              err;
+    loyalty_str_t              secret;
+    loyalty_batch_t            batch;
+    const signer_t            *sg;
+
+    for (sg = signers; sg->sender != NULL; sg++) {
+        if (strcmp(sg->sender, name) == 0) {
+            break;
+        }
+    }
+
+    if (sg->sender == NULL) {
+        return NULL;
+    }
+
+    memset(s, 0, sizeof(sender_t));
+    s->label = sg->sender;
+
+    s->c = malloc(sizeof(lt_case_t));
+    if (s->c == NULL) {
+        die("out of memory");
+    }
+
+    snprintf(dir, sizeof(dir), "t/data/%s", name);
+
+    if (lt_case_load(s->c, name, dir, "bench") != 0) {
+        die("%s: %s", name, s->c->error);
+    }
+
+    if (sg->secret != NULL) {
+        secret = lt_str(sg->secret);
+
+        if (loyalty_provider_add_secret(&s->c->conf, &secret, &err)
+            != LOYALTY_OK)
+        {
+            die("%s: add secret: %s", name, err.msg);
+        }
+    }
+
+    sign_case(s, sg);
+
+    s->conf = s->c->conf;
+    lt_case_request(s->c, &s->req);
+
+    /* what one untimed run gives is what every timed run must give */
+    arena_reset(&arena);
+
+    if (s->conf.provider->normalize(&s->conf, &s->req, &alloc, &batch, &err)
+        != LOYALTY_OK || batch.nevents == 0)
+    {
+        die("%s: normalize: %s", name, err.msg);
+    }
+
+    s->expect_n = batch.nevents;
+    s->expect_id.data = dup_exact(batch.events[0].id.data,
+                                  batch.events[0].id.len);
+    s->expect_id.len = batch.events[0].id.len;
+
+    return s;
+}
+
+
+/* signed with OpenSSL's one-shot HMAC(), independent of src/core */
+
+static void
+sign_case(sender_t *s, const signer_t *sg)
+{
+    int             klen;
+    char            ts[32], name[64], sig[256], *hex;
+    u_char          key[128], mac[EVP_MAX_MD_SIZE], *msg;
+    size_t          mlen, i;
+    unsigned int    len;
+    loyalty_str_t   id;
+    lt_case_t      *c;
+
+    c = s->c;
+
+    snprintf(ts, sizeof(ts), "%lld", (long long) c->now);
+
+    switch (sg->how) {
+
+    case SIGN_NONE:
+        return;
+
+    case SIGN_TOKEN:
+        if (lt_case_header(c, c->conf.signature_header, sg->secret) != 0) {
+            die("%s: too many headers", sg->sender);
+        }
+        return;
+
+    case SIGN_BODY_BASE64:
+    case SIGN_BODY_CONF:
+        if (HMAC(EVP_sha256(), sg->secret, (int) strlen(sg->secret),
+                 (u_char *) c->body, c->body_len, mac, &len) == NULL)
+        {
+            die("HMAC failed");
+        }
+
+        if (sg->how == SIGN_BODY_CONF && c->conf.encoding == LOYALTY_ENC_HEX) {
+            for (i = 0; i < len; i++) {
+                sprintf(sig + 2 * i, "%02x", mac[i]);
+            }
+
+        } else {
+            EVP_EncodeBlock((u_char *) sig, mac, (int) len);
+        }
+
+        if (lt_case_header(c, sg->how == SIGN_BODY_CONF
+                              ? c->conf.signature_header : sg->header, sig)
+            != 0)
+        {
+            die("%s: too many headers", sg->sender);
+        }
+        return;
+
+    case SIGN_STRIPE:
+        mlen = strlen(ts) + 1 + c->body_len;
+        msg = malloc(mlen);
+        hex = malloc(2 * EVP_MAX_MD_SIZE + 1);
+        if (msg == NULL || hex == NULL) {
+            die("out of memory");
+        }
+
+        sprintf((char *) msg, "%s.", ts);
+        memcpy(msg + strlen(ts) + 1, c->body, c->body_len);
+
+        if (HMAC(EVP_sha256(), sg->secret, (int) strlen(sg->secret), msg,
+                 mlen, mac, &len) == NULL)
+        {
+            die("HMAC failed");
+        }
+
+        for (i = 0; i < len; i++) {
+            sprintf(hex + 2 * i, "%02x", mac[i]);
+        }
+
+        snprintf(sig, sizeof(sig), "t=%s,v1=%s", ts, hex);
+        free(msg);
+        free(hex);
+
+        if (lt_case_header(c, sg->header, sig) != 0) {
+            die("%s: too many headers", sg->sender);
+        }
+        return;
+
+    default:
+        break;
+    }
+
+    /* Standard Webhooks and Svix: "id.timestamp.body" */
+    if (sg->how == SIGN_STANDARD_WHSEC) {
+        klen = EVP_DecodeBlock(key, (const u_char *) sg->secret + 6,
+                               (int) strlen(sg->secret) - 6);
+        if (klen != 24) {
+            die("secret decode: %d", klen);
+        }
+
+    } else {
+        klen = (int) strlen(sg->secret);
+        memcpy(key, sg->secret, klen);
+    }
+
+    snprintf(name, sizeof(name), "%s-id", sg->header);
+
+    if (lt_header(&(loyalty_request_t) { .data = &c->headers }, name, &id)
+        != LOYALTY_OK)
+    {
+        die("%s: the bench case has no %s header", sg->sender, name);
+    }
+
+    mlen = id.len + 1 + strlen(ts) + 1 + c->body_len;
+    msg = malloc(mlen);
+    if (msg == NULL) {
+        die("out of memory");
+    }
+
+    memcpy(msg, id.data, id.len);
+    sprintf((char *) msg + id.len, ".%s.", ts);
+    memcpy(msg + id.len + 1 + strlen(ts) + 1, c->body, c->body_len);
+
+    if (HMAC(EVP_sha256(), key, klen, msg, mlen, mac, &len) == NULL) {
+        die("HMAC failed");
+    }
+
+    free(msg);
+
+    memcpy(sig, "v1,", 3);
+    EVP_EncodeBlock((u_char *) sig + 3, mac, (int) len);
+
+    snprintf(name, sizeof(name), "%s-timestamp", sg->header);
+    if (lt_case_header(c, name, ts) != 0) {
+        die("%s: too many headers", sg->sender);
+    }
+
+    snprintf(name, sizeof(name), "%s-signature", sg->header);
+    if (lt_case_header(c, name, sig) != 0) {
+        die("%s: too many headers", sg->sender);
+    }
+}
+
+
 /* the measured operations: return 0 on the expected result */
 
 static int
@@ -437,7 +689,7 @@ check_event(sender_t *s, const loyalty_batch_t *batch)
 {
     const loyalty_event_t  *ev;
 
-    if (batch->nevents != 1) {
+    if (batch->nevents != (s->expect_n ? s->expect_n : 1)) {
         return 1;
     }
 
@@ -487,7 +739,7 @@ op_both(void *ctx)
 }
 
 
-/* loyalty_json_parse(): yajl validates, the tree goes into the arena */
+/* loyalty_json_parse(): validated, the tree goes into the arena */
 
 static int
 op_parse(void *ctx)
@@ -505,69 +757,7 @@ op_parse(void *ctx)
 }
 
 
-/*
- * yajl with callbacks that only accept: the parser's own floor, to show
- * what building our tree and the strict checks add on top of it.
- */
-
-static int
-yajl_accept(void *ctx)
-{
-    (void) ctx;
-    return 1;
-}
-
-
-static int
-yajl_accept_text(void *ctx, const char *s, size_t len)
-{
-    (void) ctx;
-    (void) s;
-    (void) len;
-    return 1;
-}
-
-
-static int
-yajl_accept_bool(void *ctx, int value)
-{
-    (void) ctx;
-    (void) value;
-    return 1;
-}
-
-
-static int
-op_yajl_only(void *ctx)
-{
-    int          rc;
-    yajl_handle  h;
-
-    static const yajl_callbacks  accept = {
-        yajl_accept, yajl_accept_bool, NULL, NULL, yajl_accept_text,
-        (int (*)(void *, const unsigned char *, size_t)) yajl_accept_text,
-        yajl_accept,
-        (int (*)(void *, const unsigned char *, size_t)) yajl_accept_text,
-        yajl_accept, yajl_accept, yajl_accept
-    };
-
-    (void) ctx;
-
-    h = yajl_alloc(&accept, NULL, NULL);
-    if (h == NULL) {
-        return 1;
-    }
-
-    rc = yajl_parse(h, body.data, body.len) != yajl_status_ok
-         || yajl_complete_parse(h) != yajl_status_ok;
-
-    yajl_free(h);
-
-    return rc;
-}
-
-
-/* memory that lives as long as the program: the setup's tree */
+/* the parsed payload lives for the whole run, outside the arena */
 
 static void *
 setup_alloc(void *ctx, size_t size)
@@ -577,8 +767,6 @@ setup_alloc(void *ctx, size_t size)
     return malloc(size);
 }
 
-
-/* loyalty_json_dump() of the "data" member, parsed once, into the arena */
 
 static int
 op_dump(void *ctx)
@@ -702,7 +890,7 @@ measure(const char *name, op_pt op, void *ctx)
 static void
 print_row(const result_t *r)
 {
-    printf("| %-40s | %9.0f | %9.0f | %9.0f |\n", r->name, r->p50, r->p10,
+    printf("| %-52s | %9.0f | %9.0f | %9.0f |\n", r->name, r->p50, r->p10,
            r->p90);
     fflush(stdout);
 }
@@ -802,8 +990,9 @@ main(int argc, char **argv)
     loyalty_json_t  *parsed;
     loyalty_alloc_t  setup;
     loyalty_err_t   err;
-    static char     label[16][48];
-    size_t          nl;
+    static char     label[48][64];
+    char            pname[32], suffix[40];
+    size_t          nl, np;
 
     payload = DEFAULT_PAYLOAD;
 
@@ -869,8 +1058,8 @@ main(int argc, char **argv)
     }
     printf("\n");
     machine();
-    printf("# %s, yajl %d, gcc %s\n", OpenSSL_version(OPENSSL_VERSION),
-           yajl_version(), __VERSION__);
+    printf("# %s, libxml2 %s, gcc %s\n", OpenSSL_version(OPENSSL_VERSION),
+           LIBXML_DOTTED_VERSION, __VERSION__);
     printf("# payload %s: %zu B; %zu warm-up + %zu timed batches of %zu "
            "events; registry: %s\n", payload, body.len, warmup, batches,
            events, loyalty_provider_names());
@@ -878,15 +1067,16 @@ main(int argc, char **argv)
     sanity(&std_sender);
     sanity(&gen_sender);
 
-    printf("\n| %-40s | %9s | %9s | %9s |\n", "ns per event", "median",
+    printf("\n| %-52s | %9s | %9s | %9s |\n", "ns per delivery", "median",
            "p10", "p90");
     printf("|%s|----------:|----------:|----------:|\n",
-           "------------------------------------------");
+           "------------------------------------------------------");
 
     /* every sender of the registry that this benchmark knows how to sign */
 
     names = loyalty_provider_names();
     nl = 0;
+    np = 0;
 
     for (p = names; *p != '\0'; p = (*q == '\0') ? q : q + 2) {
         sender_t  *s;
@@ -903,26 +1093,41 @@ main(int argc, char **argv)
             s = &gen_sender;
 
         } else {
-            die("sender \"%.*s\" has no benchmark setup", (int) (q - p), p);
+            snprintf(pname, sizeof(pname), "%.*s", (int) (q - p), p);
+
+            if (np == sizeof(platform) / sizeof(platform[0])
+                || (s = sender_platform(&platform[np], pname)) == NULL)
+            {
+                die("sender \"%s\" has no benchmark setup", pname);
+            }
+
+            np++;
         }
 
         if (nl + 3 > sizeof(label) / sizeof(label[0])) {
             die("too many senders");
         }
 
-        snprintf(label[nl], sizeof(label[0]), "%s%s: verify", s->label,
-                 s == &gen_sender ? " (sha256/hex)" : "");
+        if (s->c != NULL) {
+            snprintf(suffix, sizeof(suffix), " (%zu B%s)", s->c->body_len,
+                     s->expect_n > 1 ? ", per message" : "");
+
+        } else {
+            snprintf(suffix, sizeof(suffix), " (%zu B%s)", body.len,
+                     s == &gen_sender ? ", sha256/hex" : "");
+        }
+
+        snprintf(label[nl], sizeof(label[0]), "%s: verify%s", s->label,
+                 suffix);
         measure(label[nl++], op_verify, s);
-        snprintf(label[nl], sizeof(label[0]), "%s%s: normalize", s->label,
-                 s == &gen_sender ? " (sha256/hex)" : "");
+        snprintf(label[nl], sizeof(label[0]), "%s: normalize", s->label);
         measure(label[nl++], op_normalize, s);
-        snprintf(label[nl], sizeof(label[0]), "%s%s: verify + normalize",
-                 s->label, s == &gen_sender ? " (sha256/hex)" : "");
+        snprintf(label[nl], sizeof(label[0]), "%s: verify + normalize",
+                 s->label);
         measure(label[nl++], op_both, s);
     }
 
-    measure("part: loyalty_json_parse (yajl, tree)", op_parse, NULL);
-    measure("part: yajl_parse alone (no tree)", op_yajl_only, NULL);
+    measure("part: loyalty_json_parse (tree)", op_parse, NULL);
     measure("part: loyalty_json_dump(data)", op_dump, NULL);
     measure("part: HMAC-SHA256 of the body", op_hmac, NULL);
     measure("part: SHA-256 of the body (generic id)", op_sha256,
@@ -933,6 +1138,11 @@ main(int argc, char **argv)
 
     loyalty_provider_conf_free(&std_sender.conf);
     loyalty_provider_conf_free(&gen_sender.conf);
+
+    for (i = 0; i < (int) np; i++) {
+        lt_case_free(platform[i].c);
+        free(platform[i].c);
+    }
 
     if (failures || arena.failed) {
         fprintf(stderr, "bench-core: FAILED: %lu unexpected results\n",

@@ -202,4 +202,40 @@ is json_of($r)->{error}, 'unavailable', '... error unavailable';
 $redis->cmd('SELECT', 0);
 is $redis->xlen(stream_key('wrongpw')), 0, '... nothing stored';
 
+
+# --- sender settings (issue 3) ----------------------------------------------
+
+must_die('salesforce without loyalty_salesforce_org', qr/loyalty_salesforce_org/,
+         config => 'location = /sf { loyalty_webhook salesforce; }');
+
+must_die('an organization id of the wrong length', qr/15 or 18/,
+         config => 'location = /sf { loyalty_webhook salesforce; loyalty_salesforce_org 00D123; }');
+
+must_die('an organization id with punctuation', qr/letters and digits/,
+         config => 'location = /sf { loyalty_webhook salesforce; loyalty_salesforce_org 00D5g000004El-m; }');
+
+must_die('an unknown default country', qr/unknown country "ZZ"/,
+         config => hook("loyalty_secret $secret; loyalty_default_country ZZ;"));
+
+must_die('a default country that is not two letters', qr/two letters/,
+         config => hook("loyalty_secret $secret; loyalty_default_country GBR;"));
+
+{
+    my ($code, $out) = conftest(config => q{
+        location = /sf { loyalty_webhook salesforce;
+                         loyalty_salesforce_org 00D5g000004ElLm 00D5g000004ElLmEAK; }
+        location = /d  { loyalty_webhook salesforce; loyalty_default_country se;
+                         loyalty_salesforce_org 00D5g000004ElLm; }});
+    is $code, 0, 'salesforce needs no secret; lower-case country accepted' or diag $out;
+}
+
+{
+    my ($code, $out) = conftest(config => qq{
+        loyalty_secret $secret;
+        loyalty_salesforce_org 00D5g000004ElLm;
+        location = /sf { loyalty_webhook salesforce; }
+        location = /st { loyalty_webhook standard; }});
+    is $code, 0, 'server-level secret and org list inherited by both kinds' or diag $out;
+}
+
 done_testing;

@@ -23,7 +23,7 @@
 #include "tap.h"
 
 
-#define LT_MAX_HEADERS  8
+#define LT_MAX_HEADERS  16
 
 
 /*
