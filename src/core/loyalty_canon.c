@@ -11,6 +11,10 @@
 #include "loyalty_time.h"
 
 
+static int loyalty_canon_occurred_set(loyalty_event_t *ev,
+    const loyalty_alloc_t *a, const char *buf, size_t len);
+
+
 int
 loyalty_canon_scalar(const loyalty_json_t *v, loyalty_str_t *out)
 {
@@ -273,6 +277,35 @@ loyalty_canon_identity(const loyalty_provider_conf_t *conf,
 }
 
 
+int
+loyalty_canon_person(loyalty_jw_t *w, const char *key,
+    const loyalty_json_t *obj, const loyalty_alloc_t *a,
+    const char *ext_member, const char *store_member)
+{
+    int            rc;
+    loyalty_str_t  s, email;
+
+    loyalty_jw_object(w, key);
+
+    if (loyalty_json_scalar(obj, "email", &s) == LOYALTY_OK) {
+        rc = loyalty_identity_email(&s, a, &email);
+        if (rc == LOYALTY_ERROR) {
+            return LOYALTY_ERROR;
+        }
+
+        if (rc == LOYALTY_OK) {
+            loyalty_jw_str(w, "email", &email);
+        }
+    }
+
+    loyalty_canon_id(w, "ext_id", obj, ext_member);
+    loyalty_canon_id(w, "store_cid", obj, store_member);
+    loyalty_jw_end(w);
+
+    return LOYALTY_OK;
+}
+
+
 void
 loyalty_canon_write_keys(loyalty_jw_t *w, const loyalty_event_t *ev)
 {
@@ -322,24 +355,10 @@ int
 loyalty_canon_occurred_text(loyalty_event_t *ev, const loyalty_alloc_t *a,
     const loyalty_str_t *text)
 {
-    char     buf[LOYALTY_TIME_MAX];
-    size_t   len;
-    u_char  *p;
+    char  buf[LOYALTY_TIME_MAX];
 
-    len = loyalty_time_utc(text, buf);
-    if (len == 0) {
-        return LOYALTY_DECLINED;
-    }
-
-    p = loyalty_alloc_copy(a, buf, len);
-    if (p == NULL) {
-        return LOYALTY_ERROR;
-    }
-
-    ev->occurred.data = p;
-    ev->occurred.len = len;
-
-    return LOYALTY_OK;
+    return loyalty_canon_occurred_set(ev, a, buf,
+                                      loyalty_time_utc(text, buf));
 }
 
 
@@ -347,11 +366,21 @@ int
 loyalty_canon_occurred_unix(loyalty_event_t *ev, const loyalty_alloc_t *a,
     int64_t seconds)
 {
-    char     buf[LOYALTY_TIME_MAX];
-    size_t   len;
+    char  buf[LOYALTY_TIME_MAX];
+
+    return loyalty_canon_occurred_set(ev, a, buf,
+                                      loyalty_time_unix(seconds, buf));
+}
+
+
+/* len 0: the conversion failed */
+
+static int
+loyalty_canon_occurred_set(loyalty_event_t *ev, const loyalty_alloc_t *a,
+    const char *buf, size_t len)
+{
     u_char  *p;
 
-    len = loyalty_time_unix(seconds, buf);
     if (len == 0) {
         return LOYALTY_DECLINED;
     }

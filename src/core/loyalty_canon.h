@@ -75,6 +75,15 @@ int loyalty_canon_identity(const loyalty_provider_conf_t *conf,
     const loyalty_alloc_t *a, loyalty_event_t *ev,
     const loyalty_canon_keys_t *keys);
 
+/*
+ * Another person of an event (a referee, say) as an object under key:
+ * the normalised email, ext_id from ext_member and store_cid from
+ * store_member of obj.  LOYALTY_ERROR only when out of memory.
+ */
+int loyalty_canon_person(loyalty_jw_t *w, const char *key,
+    const loyalty_json_t *obj, const loyalty_alloc_t *a,
+    const char *ext_member, const char *store_member);
+
 /* the envelope's identity keys as members of the open object */
 void loyalty_canon_write_keys(loyalty_jw_t *w, const loyalty_event_t *ev);
 

@@ -294,6 +294,109 @@ loyalty_provider_set_country(loyalty_provider_conf_t *conf,
 }
 
 
+int
+loyalty_provider_key_raw(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
+    loyalty_err_t *err)
+{
+    (void) conf;
+
+    *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, secret->data,
+                                   secret->len, err);
+
+    return (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
+}
+
+
+int
+loyalty_provider_key_whsec(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
+    loyalty_err_t *err)
+{
+    int      rc;
+    size_t   len;
+    u_char  *raw;
+
+    (void) conf;
+
+    raw = malloc(secret->len + 1);
+    if (raw == NULL) {
+        loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
+        return LOYALTY_ERROR;
+    }
+
+    rc = loyalty_sig_standard_key(secret, raw, &len, err);
+
+    if (rc == LOYALTY_OK) {
+        *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, raw, len, err);
+        rc = (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
+    }
+
+    /* key material never lingers in freed memory */
+    memset(raw, 0, secret->len + 1);
+    free(raw);
+
+    return rc;
+}
+
+
+/* headers: the id, timestamp and signature header names, in that order */
+
+int
+loyalty_provider_standard_verify(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const char *const *headers,
+    loyalty_err_t *err)
+{
+    size_t                  i;
+    loyalty_str_t          *v[3];
+    loyalty_sig_standard_t  in;
+
+    memset(&in, 0, sizeof(loyalty_sig_standard_t));
+
+    v[0] = &in.id;
+    v[1] = &in.timestamp;
+    v[2] = &in.signature;
+
+    /* the sender's own header names in the message, not webhook-* */
+    for (i = 0; i < 3; i++) {
+        if (req->header(req, headers[i], v[i]) != LOYALTY_OK
+            || v[i]->len == 0)
+        {
+            loyalty_err_set(err, LOYALTY_ERR_SIGNATURE, "missing %s header",
+                            headers[i]);
+            return LOYALTY_DECLINED;
+        }
+    }
+
+    in.body = req->body;
+    in.now = req->now;
+    in.tolerance = conf->tolerance;
+
+    return loyalty_sig_standard_verify(
+               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
+               &in, err);
+}
+
+
+int
+loyalty_provider_body_verify(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const char *header, loyalty_enc_e enc,
+    loyalty_err_t *err)
+{
+    loyalty_str_t  sig;
+
+    if (req->header(req, header, &sig) != LOYALTY_OK) {
+        loyalty_err_set(err, LOYALTY_ERR_SIGNATURE, "missing %s header",
+                        header);
+        return LOYALTY_DECLINED;
+    }
+
+    return loyalty_sig_body_verify(
+               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
+               enc, &sig, &req->body, err);
+}
+
+
 loyalty_event_t *
 loyalty_provider_events(const loyalty_request_t *req,
     const loyalty_alloc_t *a, const char *src, size_t n,

@@ -122,6 +122,26 @@ int loyalty_provider_set_country(loyalty_provider_conf_t *conf,
 
 /* shared by providers */
 
+/* an HMAC-SHA256 key of the secret's bytes, as configured */
+int loyalty_provider_key_raw(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
+    loyalty_err_t *err);
+/* "whsec_" + base64 (Standard Webhooks, Svix): the decoded bytes */
+int loyalty_provider_key_whsec(const loyalty_provider_conf_t *conf,
+    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
+    loyalty_err_t *err);
+/*
+ * Standard Webhooks / Svix: "id.timestamp.body" signed in a "v1,<base64>"
+ * list, the three headers named by the sender (webhook-*, svix-*)
+ */
+int loyalty_provider_standard_verify(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const char *const *headers,
+    loyalty_err_t *err);
+/* an HMAC of the raw body in one header, any configured key */
+int loyalty_provider_body_verify(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const char *header, loyalty_enc_e enc,
+    loyalty_err_t *err);
+
 loyalty_event_t *loyalty_provider_event(const loyalty_request_t *req,
     const loyalty_alloc_t *a, const char *src, loyalty_batch_t *out);
 /* n zeroed events (n >= 1) in out, each with src and received set */

@@ -16,9 +16,6 @@
 #include "loyalty_canon.h"
 
 
-static int loyalty_bigcommerce_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err);
 static int loyalty_bigcommerce_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err);
 static int loyalty_bigcommerce_normalize(
@@ -37,7 +34,8 @@ static int loyalty_bigcommerce_occurred(const loyalty_request_t *req,
 
 const loyalty_provider_t  loyalty_provider_bigcommerce = {
     .name = "bigcommerce",
-    .key = loyalty_bigcommerce_key,
+    /* the client secret's own bytes: no "whsec_", no base64 */
+    .key = loyalty_provider_key_raw,
     .verify = loyalty_bigcommerce_verify,
     .normalize = loyalty_bigcommerce_normalize
 };
@@ -63,39 +61,14 @@ static const loyalty_topic_map_t  loyalty_bigcommerce_topics[] = {
 
 
 static int
-loyalty_bigcommerce_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err)
-{
-    (void) conf;
-
-    /* the client secret's own bytes: no "whsec_", no base64 */
-    *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, secret->data,
-                                   secret->len, err);
-
-    return (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
-}
-
-
-static int
 loyalty_bigcommerce_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err)
 {
-    loyalty_sig_standard_t  in;
+    static const char *const  headers[] = {
+        "webhook-id", "webhook-timestamp", "webhook-signature"
+    };
 
-    memset(&in, 0, sizeof(loyalty_sig_standard_t));
-
-    (void) req->header(req, "webhook-id", &in.id);
-    (void) req->header(req, "webhook-timestamp", &in.timestamp);
-    (void) req->header(req, "webhook-signature", &in.signature);
-
-    in.body = req->body;
-    in.now = req->now;
-    in.tolerance = conf->tolerance;
-
-    return loyalty_sig_standard_verify(
-               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
-               &in, err);
+    return loyalty_provider_standard_verify(conf, req, headers, err);
 }
 
 

@@ -48,17 +48,8 @@ static int
 loyalty_generic_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err)
 {
-    loyalty_str_t  sig;
-
-    if (req->header(req, conf->signature_header, &sig) != LOYALTY_OK) {
-        loyalty_err_set(err, LOYALTY_ERR_SIGNATURE, "missing %s header",
-                        conf->signature_header);
-        return LOYALTY_DECLINED;
-    }
-
-    return loyalty_sig_body_verify(
-               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
-               conf->encoding, &sig, &req->body, err);
+    return loyalty_provider_body_verify(conf, req, conf->signature_header,
+                                        conf->encoding, err);
 }
 
 

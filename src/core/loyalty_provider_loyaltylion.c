@@ -44,9 +44,6 @@ typedef struct {
 } loyalty_ll_topic_t;
 
 
-static int loyalty_loyaltylion_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err);
 static int loyalty_loyaltylion_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err);
 static int loyalty_loyaltylion_normalize(const loyalty_provider_conf_t *conf,
@@ -59,15 +56,14 @@ static void loyalty_ll_tier(loyalty_jw_t *w, const char *key,
 static const loyalty_json_t *loyalty_ll_member_tier(const loyalty_json_t *c);
 static void loyalty_ll_customer(loyalty_jw_t *w, const loyalty_event_t *ev,
     const loyalty_json_t *c);
-static int loyalty_ll_person(loyalty_jw_t *w, const char *key,
-    const loyalty_json_t *p, const loyalty_alloc_t *a);
 static const loyalty_json_t *loyalty_ll_first(const loyalty_json_t *obj,
     const char *const *names);
 
 
 const loyalty_provider_t  loyalty_provider_loyaltylion = {
     .name = "loyaltylion",
-    .key = loyalty_loyaltylion_key,
+    /* the secret's bytes: LoyaltyLion secrets are not encoded */
+    .key = loyalty_provider_key_raw,
     .verify = loyalty_loyaltylion_verify,
     .normalize = loyalty_loyaltylion_normalize
 };
@@ -135,35 +131,11 @@ static const loyalty_ll_topic_t  loyalty_ll_topics[] = {
 
 
 static int
-loyalty_loyaltylion_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err)
-{
-    (void) conf;
-
-    /* the secret's bytes as they are: LoyaltyLion secrets are not encoded */
-    *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, secret->data,
-                                   secret->len, err);
-
-    return (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
-}
-
-
-static int
 loyalty_loyaltylion_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err)
 {
-    loyalty_str_t  sig;
-
-    if (req->header(req, LOYALTY_LL_SIGNATURE, &sig) != LOYALTY_OK) {
-        loyalty_err_set(err, LOYALTY_ERR_SIGNATURE,
-                        "missing " LOYALTY_LL_SIGNATURE " header");
-        return LOYALTY_DECLINED;
-    }
-
-    return loyalty_sig_body_verify(
-               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
-               LOYALTY_ENC_BASE64, &sig, &req->body, err);
+    return loyalty_provider_body_verify(conf, req, LOYALTY_LL_SIGNATURE,
+                                        LOYALTY_ENC_BASE64, err);
 }
 
 
@@ -283,36 +255,6 @@ loyalty_ll_customer(loyalty_jw_t *w, const loyalty_event_t *ev,
     }
 
     loyalty_jw_end(w);
-}
-
-
-/* another person of the event (a referee) as identity keys */
-
-static int
-loyalty_ll_person(loyalty_jw_t *w, const char *key, const loyalty_json_t *p,
-    const loyalty_alloc_t *a)
-{
-    int            rc;
-    loyalty_str_t  s, email;
-
-    loyalty_jw_object(w, key);
-
-    if (loyalty_json_scalar(p, "email", &s) == LOYALTY_OK) {
-        rc = loyalty_identity_email(&s, a, &email);
-        if (rc == LOYALTY_ERROR) {
-            return LOYALTY_ERROR;
-        }
-
-        if (rc == LOYALTY_OK) {
-            loyalty_jw_str(w, "email", &email);
-        }
-    }
-
-    loyalty_canon_id(w, "ext_id", p, "id");
-    loyalty_canon_id(w, "store_cid", p, "merchant_id");
-    loyalty_jw_end(w);
-
-    return LOYALTY_OK;
 }
 
 
@@ -568,7 +510,9 @@ loyalty_loyaltylion_normalize(const loyalty_provider_conf_t *conf,
         loyalty_jw_end(&w);
 
         v = loyalty_ll_first(props, referee_names);
-        if (v != NULL && loyalty_ll_person(&w, "referee", v, a) != LOYALTY_OK)
+        if (v != NULL
+            && loyalty_canon_person(&w, "referee", v, a, "id", "merchant_id")
+               != LOYALTY_OK)
         {
             goto nomem;
         }

@@ -19,9 +19,6 @@
 #define LOYALTY_SALESFORCE_SRC  "salesforce"
 
 
-static int loyalty_salesforce_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err);
 static int loyalty_salesforce_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err);
 static int loyalty_salesforce_normalize(const loyalty_provider_conf_t *conf,
@@ -46,7 +43,8 @@ const loyalty_provider_t  loyalty_provider_salesforce = {
     .flags = LOYALTY_PROVIDER_NO_SECRET | LOYALTY_PROVIDER_ORGS,
     .ack = &loyalty_soap_ack,
     .ack_type = "text/xml; charset=utf-8",
-    .key = loyalty_salesforce_key,
+    /* no signature: a secret inherited from the server is unused */
+    .key = loyalty_provider_key_raw,
     .verify = loyalty_salesforce_verify,
     .normalize = loyalty_salesforce_normalize
 };
@@ -59,25 +57,6 @@ static const loyalty_topic_map_t  loyalty_salesforce_types[] = {
     { "Account", "customer.updated" },
     { NULL, NULL }
 };
-
-
-/*
- * Outbound messages carry no signature; a secret inherited from the
- * server level is accepted and unused rather than refused.
- */
-
-static int
-loyalty_salesforce_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err)
-{
-    (void) conf;
-
-    *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, secret->data,
-                                   secret->len, err);
-
-    return (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
-}
 
 
 /* the OrganizationId is checked in normalize, once the XML is parsed */

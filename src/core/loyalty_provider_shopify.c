@@ -55,9 +55,6 @@ typedef struct {
 } loyalty_shopify_ctx_t;
 
 
-static int loyalty_shopify_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err);
 static int loyalty_shopify_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err);
 static int loyalty_shopify_normalize(const loyalty_provider_conf_t *conf,
@@ -114,7 +111,8 @@ const loyalty_provider_t  loyalty_provider_shopify = {
     /* documentation only: header and encoding are confirmed, not set */
     .signature_header = "X-Shopify-Hmac-Sha256",
     .encoding = LOYALTY_ENC_BASE64,
-    .key = loyalty_shopify_key,
+    /* the app secret's bytes as configured (UTF-8), never decoded */
+    .key = loyalty_provider_key_raw,
     .verify = loyalty_shopify_verify,
     .normalize = loyalty_shopify_normalize
 };
@@ -157,21 +155,6 @@ static const loyalty_shopify_topic_t  loyalty_shopify_topics[] = {
     { "app/uninstalled", "unknown", LOYALTY_SHOPIFY_SHOP },
     { NULL, "unknown", LOYALTY_SHOPIFY_OTHER }
 };
-
-
-static int
-loyalty_shopify_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err)
-{
-    (void) conf;
-
-    /* the secret's bytes as configured (Shopify: UTF-8), never decoded */
-    *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, secret->data,
-                                   secret->len, err);
-
-    return (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
-}
 
 
 /*

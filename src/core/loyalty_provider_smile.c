@@ -21,9 +21,6 @@
 #include "loyalty_canon.h"
 
 
-static int loyalty_smile_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err);
 static int loyalty_smile_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err);
 static int loyalty_smile_normalize(const loyalty_provider_conf_t *conf,
@@ -38,7 +35,8 @@ const loyalty_provider_t  loyalty_provider_smile = {
     .name = "smile",
     .signature_header = "X-Smile-Hmac-Sha256",
     .encoding = LOYALTY_ENC_BASE64,
-    .key = loyalty_smile_key,
+    /* the app secret's bytes as configured */
+    .key = loyalty_provider_key_raw,
     .verify = loyalty_smile_verify,
     .normalize = loyalty_smile_normalize
 };
@@ -51,34 +49,12 @@ static const loyalty_topic_map_t  loyalty_smile_topics[] = {
 
 
 static int
-loyalty_smile_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err)
-{
-    (void) conf;
-
-    *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, secret->data,
-                                   secret->len, err);
-
-    return (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
-}
-
-
-static int
 loyalty_smile_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err)
 {
-    loyalty_str_t  sig;
-
-    if (req->header(req, conf->signature_header, &sig) != LOYALTY_OK) {
-        loyalty_err_set(err, LOYALTY_ERR_SIGNATURE, "missing %s header",
-                        conf->signature_header);
-        return LOYALTY_DECLINED;
-    }
-
-    return loyalty_sig_body_verify(
-               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
-               conf->encoding, &sig, &req->body, err);
+    /* header and encoding are UNCONFIRMED: the location's settings */
+    return loyalty_provider_body_verify(conf, req, conf->signature_header,
+                                        conf->encoding, err);
 }
 
 

@@ -12,9 +12,6 @@
 #include "loyalty_provider.h"
 
 
-static int loyalty_standard_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err);
 static int loyalty_standard_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err);
 static int loyalty_standard_normalize(const loyalty_provider_conf_t *conf,
@@ -24,62 +21,21 @@ static int loyalty_standard_normalize(const loyalty_provider_conf_t *conf,
 
 const loyalty_provider_t  loyalty_provider_standard = {
     .name = "standard",
-    .key = loyalty_standard_key,
+    .key = loyalty_provider_key_whsec,
     .verify = loyalty_standard_verify,
     .normalize = loyalty_standard_normalize
 };
 
 
 static int
-loyalty_standard_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err)
-{
-    int      rc;
-    size_t   len;
-    u_char  *raw;
-
-    (void) conf;
-
-    raw = malloc(secret->len + 1);
-    if (raw == NULL) {
-        loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
-        return LOYALTY_ERROR;
-    }
-
-    rc = loyalty_sig_standard_key(secret, raw, &len, err);
-
-    if (rc == LOYALTY_OK) {
-        *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, raw, len, err);
-        rc = (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
-    }
-
-    memset(raw, 0, secret->len + 1);
-    free(raw);
-
-    return rc;
-}
-
-
-static int
 loyalty_standard_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err)
 {
-    loyalty_sig_standard_t  in;
+    static const char *const  headers[] = {
+        "webhook-id", "webhook-timestamp", "webhook-signature"
+    };
 
-    memset(&in, 0, sizeof(loyalty_sig_standard_t));
-
-    (void) req->header(req, "webhook-id", &in.id);
-    (void) req->header(req, "webhook-timestamp", &in.timestamp);
-    (void) req->header(req, "webhook-signature", &in.signature);
-
-    in.body = req->body;
-    in.now = req->now;
-    in.tolerance = conf->tolerance;
-
-    return loyalty_sig_standard_verify(
-               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
-               &in, err);
+    return loyalty_provider_standard_verify(conf, req, headers, err);
 }
 
 

@@ -16,9 +16,6 @@
 #include "loyalty_canon.h"
 
 
-static int loyalty_stripe_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err);
 static int loyalty_stripe_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err);
 static int loyalty_stripe_normalize(const loyalty_provider_conf_t *conf,
@@ -45,7 +42,8 @@ static void loyalty_stripe_customer(loyalty_jw_t *w,
 
 const loyalty_provider_t  loyalty_provider_stripe = {
     .name = "stripe",
-    .key = loyalty_stripe_key,
+    /* "whsec_..." verbatim: Stripe does not base64-decode it */
+    .key = loyalty_provider_key_raw,
     .verify = loyalty_stripe_verify,
     .normalize = loyalty_stripe_normalize
 };
@@ -73,21 +71,6 @@ static const loyalty_topic_map_t  loyalty_stripe_topics[] = {
     { "charge.refund.updated", "order.refunded" },
     { NULL, NULL }
 };
-
-
-static int
-loyalty_stripe_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err)
-{
-    (void) conf;
-
-    /* "whsec_..." verbatim: Stripe does not base64-decode it */
-    *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, secret->data,
-                                   secret->len, err);
-
-    return (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
-}
 
 
 static int

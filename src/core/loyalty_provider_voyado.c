@@ -25,9 +25,6 @@ typedef struct {
 } loyalty_voyado_headers_t;
 
 
-static int loyalty_voyado_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err);
 static int loyalty_voyado_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err);
 static int loyalty_voyado_normalize(const loyalty_provider_conf_t *conf,
@@ -50,7 +47,7 @@ static void loyalty_voyado_reward(loyalty_jw_t *w, const loyalty_json_t *p,
 
 const loyalty_provider_t  loyalty_provider_voyado = {
     .name = "voyado",
-    .key = loyalty_voyado_key,
+    .key = loyalty_provider_key_whsec,
     .verify = loyalty_voyado_verify,
     .normalize = loyalty_voyado_normalize
 };
@@ -83,36 +80,6 @@ static const loyalty_topic_map_t  loyalty_voyado_topics[] = {
 };
 
 
-static int
-loyalty_voyado_key(const loyalty_provider_conf_t *conf,
-    const loyalty_str_t *secret, loyalty_hmac_key_t **key,
-    loyalty_err_t *err)
-{
-    int      rc;
-    size_t   len;
-    u_char   raw[512];
-
-    (void) conf;
-
-    if (secret->len > sizeof(raw)) {
-        loyalty_err_set(err, LOYALTY_ERR_CONFIG, "webhook secret too long");
-        return LOYALTY_ERROR;
-    }
-
-    /* "whsec_" stripped, the rest base64-decoded, as Svix's libraries */
-    rc = loyalty_sig_standard_key(secret, raw, &len, err);
-
-    if (rc == LOYALTY_OK) {
-        *key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, raw, len, err);
-        rc = (*key != NULL) ? LOYALTY_OK : LOYALTY_ERROR;
-    }
-
-    memset(raw, 0, sizeof(raw));
-
-    return rc;
-}
-
-
 /* svix-* when the delivery has any of them, else webhook-* */
 
 static const loyalty_voyado_headers_t *
@@ -135,46 +102,16 @@ static int
 loyalty_voyado_verify(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, loyalty_err_t *err)
 {
-    loyalty_sig_standard_t           in;
+    const char                      *headers[3];
     const loyalty_voyado_headers_t  *hs;
-
-    memset(&in, 0, sizeof(loyalty_sig_standard_t));
 
     hs = loyalty_voyado_headers(req);
 
-    /* the core names webhook-*: say which header is really missing */
+    headers[0] = hs->id;
+    headers[1] = hs->timestamp;
+    headers[2] = hs->signature;
 
-    if (req->header(req, hs->id, &in.id) != LOYALTY_OK
-        || in.id.len == 0)
-    {
-        loyalty_err_set(err, LOYALTY_ERR_SIGNATURE, "missing %s header",
-                        hs->id);
-        return LOYALTY_DECLINED;
-    }
-
-    if (req->header(req, hs->timestamp, &in.timestamp) != LOYALTY_OK
-        || in.timestamp.len == 0)
-    {
-        loyalty_err_set(err, LOYALTY_ERR_SIGNATURE, "missing %s header",
-                        hs->timestamp);
-        return LOYALTY_DECLINED;
-    }
-
-    if (req->header(req, hs->signature, &in.signature) != LOYALTY_OK
-        || in.signature.len == 0)
-    {
-        loyalty_err_set(err, LOYALTY_ERR_SIGNATURE, "missing %s header",
-                        hs->signature);
-        return LOYALTY_DECLINED;
-    }
-
-    in.body = req->body;
-    in.now = req->now;
-    in.tolerance = conf->tolerance;
-
-    return loyalty_sig_standard_verify(
-               (loyalty_hmac_key_t *const *) conf->keys, conf->nkeys,
-               &in, err);
+    return loyalty_provider_standard_verify(conf, req, headers, err);
 }
 
 

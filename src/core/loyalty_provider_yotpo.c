@@ -67,8 +67,6 @@ static void loyalty_yotpo_tier(loyalty_jw_t *w, const char *key,
     const loyalty_json_t *t);
 static void loyalty_yotpo_customer(loyalty_jw_t *w, const loyalty_event_t *ev,
     const loyalty_json_t *c);
-static int loyalty_yotpo_person(loyalty_jw_t *w, const char *key,
-    const loyalty_json_t *p, const loyalty_alloc_t *a);
 
 
 const loyalty_provider_t  loyalty_provider_yotpo = {
@@ -384,34 +382,6 @@ loyalty_yotpo_customer(loyalty_jw_t *w, const loyalty_event_t *ev,
 
 
 static int
-loyalty_yotpo_person(loyalty_jw_t *w, const char *key,
-    const loyalty_json_t *p, const loyalty_alloc_t *a)
-{
-    int            rc;
-    loyalty_str_t  s, email;
-
-    loyalty_jw_object(w, key);
-
-    if (loyalty_json_scalar(p, "email", &s) == LOYALTY_OK) {
-        rc = loyalty_identity_email(&s, a, &email);
-        if (rc == LOYALTY_ERROR) {
-            return LOYALTY_ERROR;
-        }
-
-        if (rc == LOYALTY_OK) {
-            loyalty_jw_str(w, "email", &email);
-        }
-    }
-
-    loyalty_canon_id(w, "ext_id", p, "id");
-    loyalty_canon_id(w, "store_cid", p, "thirty_party_id");
-    loyalty_jw_end(w);
-
-    return LOYALTY_OK;
-}
-
-
-static int
 loyalty_yotpo_normalize(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, const loyalty_alloc_t *a,
     loyalty_batch_t *out, loyalty_err_t *err)
@@ -559,7 +529,9 @@ loyalty_yotpo_normalize(const loyalty_provider_conf_t *conf,
 
         v = loyalty_json_object(body, "referred_customer");
         if (v != NULL
-            && loyalty_yotpo_person(&w, "referee", v, a) != LOYALTY_OK)
+            && loyalty_canon_person(&w, "referee", v, a, "id",
+                                    "thirty_party_id")
+               != LOYALTY_OK)
         {
             goto nomem;
         }

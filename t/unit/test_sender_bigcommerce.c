@@ -60,26 +60,14 @@ static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
 static const u_char *
 copy(const char *s)
 {
-    u_char  *p;
-    size_t   len;
-
-    len = strlen(s);
-
-    p = lt_arena_alloc(&arena, len ? len : 1);
-    if (p == NULL) {
-        exit(2);
-    }
-
-    memcpy(p, s, len);
-
-    return p;
+    return lt_arena_dup(&arena, s, strlen(s));
 }
 
 
 static void
 hdr(lt_headers_t *h, const char *name, const char *value)
 {
-    lt_header_set(h, name, copy(value), strlen(value));
+    lt_header_add(h, &arena, name, value);
 }
 
 

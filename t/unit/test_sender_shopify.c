@@ -38,32 +38,14 @@ static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
 static const u_char *
 copy(const char *s, size_t len)
 {
-    u_char  *p;
-    size_t   calls, fail_at;
-
-    calls = arena.calls;
-    fail_at = arena.fail_at;
-    arena.fail_at = 0;
-
-    p = lt_arena_alloc(&arena, len ? len : 1);
-
-    arena.calls = calls;
-    arena.fail_at = fail_at;
-
-    if (p == NULL) {
-        exit(2);
-    }
-
-    memcpy(p, s, len);
-
-    return p;
+    return lt_arena_dup(&arena, s, len);
 }
 
 
 static void
 hdr(lt_headers_t *h, const char *name, const char *value)
 {
-    lt_header_set(h, name, copy(value, strlen(value)), strlen(value));
+    lt_header_add(h, &arena, name, value);
 }
 
 
