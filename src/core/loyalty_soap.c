@@ -31,7 +31,7 @@
  */
 #define LOYALTY_SOAP_XML_OPTIONS                                             \
     (XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_IGNORE_ENC              \
-     | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+     | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_COMPACT)
 
 /*
  * libxml2 reports a text node over XML_MAX_TEXT_LENGTH, when it grows by
