@@ -1338,8 +1338,9 @@ loyalty_soap_copy(loyalty_soap_state_t *st, loyalty_str_t *s, int trim)
     u_char        *buf;
     const u_char  *p, *last;
 
+    /* no text seen yet: the buffer may not exist (no NULL arithmetic) */
     p = st->cache->text;
-    last = p + st->text_len;
+    last = (p != NULL) ? p + st->text_len : p;
 
     st->text_depth = 0;
     st->text_len = 0;
