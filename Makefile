@@ -1,6 +1,7 @@
 # loyalty-edge: build, test, demo and benchmarks.
 #
-#   make            build build/ngx_http_loyalty_module.so
+#   make            build build/ngx_http_loyalty_module.so and
+#                   build/loyalty-worker
 #   make test       install dependencies, build, run every test (prove)
 #   make test-asan  the same suite against an ASan/UBSan build
 #   make demo       run the two-store demo on loopback
@@ -41,10 +42,24 @@ UNIT_LIBS   := -lcrypto -lxml2
 
 LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
 
-.PHONY: all module module-asan unit deps test test-asan demo bench \
+WORKER      := $(BUILD)/loyalty-worker
+WORKER_SRCS := $(wildcard src/worker/*.c)
+WORKER_HDRS := $(wildcard src/worker/*.h)
+WORKER_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc/core \
+    -Isrc/worker $(XML_CFLAGS)
+WORKER_LIBS := -lhiredis -levent -lcurl -lcyaml -lcrypto -lxml2
+
+.PHONY: all module worker module-asan unit deps test test-asan demo bench \
     bench-edge clean bench-core fuzz
 
-all: module
+all: module worker
+
+worker: $(WORKER)
+
+$(WORKER): $(WORKER_SRCS) $(WORKER_HDRS) $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WORKER_CFLAGS) -o $@.tmp $(WORKER_SRCS) $(CORE_SRCS) \
+	    $(WORKER_LIBS) && mv $@.tmp $@
 
 deps:
 	@missing=""; \

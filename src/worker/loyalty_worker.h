@@ -1,0 +1,173 @@
+/*
+ * Copyright (C) loyalty-edge authors
+ *
+ * loyalty-worker: shared types.  One process, one libevent base; the
+ * modules are
+ *
+ *   loyalty_worker_main.c      argv, signals, start and graceful stop
+ *   loyalty_worker_conf.c      YAML (libcyaml schema) -> conf, -t checks
+ *   loyalty_worker_consumer.c  Redis: groups, XREADGROUP, XAUTOCLAIM,
+ *                              XACK, dead letters
+ *   loyalty_worker_http.c      libcurl multi socket API on the base,
+ *                              the webhook destination (Standard Webhooks)
+ *   loyalty_worker_log.c       JSON log lines on stderr
+ */
+
+#ifndef _LOYALTY_WORKER_H_INCLUDED_
+#define _LOYALTY_WORKER_H_INCLUDED_
+
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+#include "loyalty_core.h"
+#include "loyalty_envelope.h"
+#include "loyalty_sig.h"
+
+
+#define LOYALTY_WORKER_VERSION  "0.1.0"
+#define LOYALTY_WORKER_GROUP    "workers"
+
+
+/* configuration, as libcyaml loads it (see the schema in _conf.c) */
+
+typedef struct {
+    char                 *name;
+    char                 *type;
+    char                 *url;
+    char                 *secret_file;
+    uint32_t              timeout_ms;
+    uint32_t              connect_timeout_ms;
+    uint32_t              concurrency;
+    uint32_t              tls_verify;          /* 0: default (on) */
+
+    /* runtime, not from YAML */
+    loyalty_hmac_key_t   *key;
+    unsigned              inflight;
+    void                 *queue_head;          /* loyalty_job_t */
+    void                 *queue_tail;
+} loyalty_dest_conf_t;
+
+
+typedef struct {
+    char                **stores;
+    unsigned              stores_count;
+    char                **from;
+    unsigned              from_count;
+    char                **on;
+    unsigned              on_count;
+    char                 *to;
+
+    loyalty_dest_conf_t  *dest;                /* resolved from "to" */
+} loyalty_flow_conf_t;
+
+
+typedef struct {
+    char                 *redis;
+    char                **stores;
+    unsigned              stores_count;
+    loyalty_dest_conf_t  *destinations;
+    unsigned              destinations_count;
+    loyalty_flow_conf_t  *flows;
+    unsigned              flows_count;
+    uint32_t              claim_timeout_ms;
+    uint32_t              claim_interval_ms;
+    uint32_t              block_ms;
+    uint32_t              batch;
+    uint32_t              shutdown_timeout_ms;
+    char                 *log_level;
+
+    /* runtime */
+    char                  redis_host[256];
+    int                   redis_port;
+} loyalty_conf_t;
+
+
+/* one stream entry being delivered */
+
+typedef struct loyalty_job_s  loyalty_job_t;
+
+struct loyalty_job_s {
+    loyalty_job_t        *next;             /* all jobs held */
+    loyalty_job_t        *prev;
+    unsigned              store;            /* index in conf->stores */
+    char                 *entry_id;
+    loyalty_str_t        *fv;               /* copied field/value pairs */
+    size_t                nfv;
+    loyalty_event_t       ev;               /* points into fv */
+    unsigned              pending;          /* deliveries left (flows) */
+    unsigned              failed;
+};
+
+
+typedef struct {
+    struct event_base    *base;
+    loyalty_conf_t       *conf;
+    char                  consumer[300];
+    int                   stopping;
+    unsigned              jobs;             /* entries held in memory */
+} loyalty_cycle_t;
+
+
+extern loyalty_cycle_t  loyalty_cycle;
+
+
+/* log */
+
+enum {
+    LOYALTY_LOG_ERR = 0,
+    LOYALTY_LOG_WARN,
+    LOYALTY_LOG_INFO,
+    LOYALTY_LOG_DEBUG
+};
+
+extern int  loyalty_log_level;
+
+#define loyalty_log(lvl, job, dest, status, latency, ...)                    \
+    do {                                                                      \
+        if ((lvl) <= loyalty_log_level) {                                     \
+            loyalty_log_write(lvl, job, dest, status, latency, __VA_ARGS__);  \
+        }                                                                     \
+    } while (0)
+
+void loyalty_log_write(int level, const loyalty_job_t *job,
+    const char *dest, int status, long latency_ms, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+int loyalty_log_level_parse(const char *name);
+uint64_t loyalty_now_ms(void);
+size_t loyalty_json_escape(char *dst, const u_char *src, size_t len);
+
+
+/* conf */
+
+loyalty_conf_t *loyalty_conf_load(const char *path, char *errbuf,
+    size_t errlen);
+void loyalty_conf_free(loyalty_conf_t *conf);
+
+
+/* consumer */
+
+int loyalty_consumer_init(loyalty_cycle_t *cycle);
+void loyalty_consumer_stop(loyalty_cycle_t *cycle);
+int loyalty_consumer_idle(loyalty_cycle_t *cycle);
+void loyalty_consumer_done(loyalty_job_t *job, int ok);
+void loyalty_consumer_close(loyalty_cycle_t *cycle);
+void loyalty_consumer_dead_letter(loyalty_cycle_t *cycle, unsigned store,
+    const char *entry_id, const loyalty_str_t *fv, size_t nfv,
+    const char *reason);
+void loyalty_job_free(loyalty_job_t *job);
+
+
+/* http */
+
+int loyalty_http_init(loyalty_cycle_t *cycle);
+void loyalty_http_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest);
+unsigned loyalty_http_inflight(void);
+void loyalty_http_cancel_queued(void);
+void loyalty_http_cleanup(void);
+
+
+#endif /* _LOYALTY_WORKER_H_INCLUDED_ */

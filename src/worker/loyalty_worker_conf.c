@@ -1,0 +1,637 @@
+/*
+ * Copyright (C) loyalty-edge authors
+ *
+ * conf/loyalty-worker.yaml: libcyaml loads it against the schema below
+ * (unknown keys, wrong types and missing required keys are refused by
+ * libcyaml, with the line), then one table of numeric keys gives the
+ * defaults and bounds, and the cross checks run (flows name a known
+ * destination and store; claim_timeout_ms exceeds every timeout_ms).
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cyaml/cyaml.h>
+
+#include "loyalty_worker.h"
+
+
+typedef struct {
+    const char   *key;
+    size_t        offset;
+    uint32_t      def;
+    uint32_t      min;
+    uint32_t      max;
+} loyalty_conf_num_t;
+
+
+typedef struct {
+    char         *buf;
+    size_t        len;
+    size_t        used;
+} loyalty_conf_log_t;
+
+
+static void loyalty_conf_cyaml_log(cyaml_log_t level, void *ctx,
+    const char *fmt, va_list args);
+static void loyalty_conf_tidy(char *msg);
+static int loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len);
+static int loyalty_conf_nums(const loyalty_conf_num_t *t, void *base,
+    const char *where, char *err, size_t len);
+static int loyalty_conf_dest_check(loyalty_dest_conf_t *d, char *err,
+    size_t len);
+static int loyalty_conf_redis(loyalty_conf_t *conf, char *err, size_t len);
+static int loyalty_conf_has(char **list, unsigned n, const char *s);
+
+
+static const cyaml_schema_value_t  loyalty_conf_string = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 256),
+};
+
+
+static const cyaml_schema_field_t  loyalty_conf_dest_fields[] = {
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER,
+                           loyalty_dest_conf_t, name, 1, 64),
+    CYAML_FIELD_STRING_PTR("type", CYAML_FLAG_POINTER,
+                           loyalty_dest_conf_t, type, 1, 32),
+    CYAML_FIELD_STRING_PTR("url", CYAML_FLAG_POINTER,
+                           loyalty_dest_conf_t, url, 1, 2048),
+    CYAML_FIELD_STRING_PTR("secret_file", CYAML_FLAG_POINTER,
+                           loyalty_dest_conf_t, secret_file, 1, 4096),
+    CYAML_FIELD_UINT("timeout_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, timeout_ms),
+    CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, connect_timeout_ms),
+    CYAML_FIELD_UINT("concurrency", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, concurrency),
+    CYAML_FIELD_END
+};
+
+
+static const cyaml_schema_value_t  loyalty_conf_dest = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, loyalty_dest_conf_t,
+                        loyalty_conf_dest_fields),
+};
+
+
+static const cyaml_schema_field_t  loyalty_conf_flow_fields[] = {
+    CYAML_FIELD_SEQUENCE("stores", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         loyalty_flow_conf_t, stores, &loyalty_conf_string,
+                         1, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("from", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         loyalty_flow_conf_t, from, &loyalty_conf_string,
+                         1, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("on", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         loyalty_flow_conf_t, on, &loyalty_conf_string,
+                         1, CYAML_UNLIMITED),
+    CYAML_FIELD_STRING_PTR("to", CYAML_FLAG_POINTER,
+                           loyalty_flow_conf_t, to, 1, 64),
+    CYAML_FIELD_END
+};
+
+
+static const cyaml_schema_value_t  loyalty_conf_flow = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, loyalty_flow_conf_t,
+                        loyalty_conf_flow_fields),
+};
+
+
+static const cyaml_schema_field_t  loyalty_conf_fields[] = {
+    CYAML_FIELD_STRING_PTR("redis", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_conf_t, redis, 1, 512),
+    CYAML_FIELD_SEQUENCE("stores", CYAML_FLAG_POINTER,
+                         loyalty_conf_t, stores, &loyalty_conf_string,
+                         1, 1024),
+    CYAML_FIELD_SEQUENCE("destinations", CYAML_FLAG_POINTER,
+                         loyalty_conf_t, destinations, &loyalty_conf_dest,
+                         1, 256),
+    CYAML_FIELD_SEQUENCE("flows", CYAML_FLAG_POINTER,
+                         loyalty_conf_t, flows, &loyalty_conf_flow,
+                         1, 1024),
+    CYAML_FIELD_UINT("claim_timeout_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, claim_timeout_ms),
+    CYAML_FIELD_UINT("claim_interval_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, claim_interval_ms),
+    CYAML_FIELD_UINT("block_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, block_ms),
+    CYAML_FIELD_UINT("batch", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, batch),
+    CYAML_FIELD_UINT("shutdown_timeout_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, shutdown_timeout_ms),
+    CYAML_FIELD_STRING_PTR("log_level",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_conf_t, log_level, 1, 16),
+    CYAML_FIELD_END
+};
+
+
+static const cyaml_schema_value_t  loyalty_conf_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, loyalty_conf_t,
+                        loyalty_conf_fields),
+};
+
+
+/* defaults and bounds of the numeric keys; 0 in the YAML means unset */
+
+static const loyalty_conf_num_t  loyalty_conf_main_nums[] = {
+    { "claim_timeout_ms", offsetof(loyalty_conf_t, claim_timeout_ms),
+      60000, 100, 86400000 },
+    { "claim_interval_ms", offsetof(loyalty_conf_t, claim_interval_ms),
+      5000, 50, 3600000 },
+    { "block_ms", offsetof(loyalty_conf_t, block_ms), 2000, 10, 60000 },
+    { "batch", offsetof(loyalty_conf_t, batch), 64, 1, 10000 },
+    { "shutdown_timeout_ms", offsetof(loyalty_conf_t, shutdown_timeout_ms),
+      10000, 0, 600000 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+
+static const loyalty_conf_num_t  loyalty_conf_dest_nums[] = {
+    { "timeout_ms", offsetof(loyalty_dest_conf_t, timeout_ms),
+      10000, 10, 600000 },
+    { "connect_timeout_ms", offsetof(loyalty_dest_conf_t, connect_timeout_ms),
+      3000, 10, 600000 },
+    { "concurrency", offsetof(loyalty_dest_conf_t, concurrency),
+      16, 1, 1024 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+
+static const char  *loyalty_conf_senders[] = { "standard", "generic",
+    "shopify", "bigcommerce", "loyaltylion", "smile", "yotpo", "voyado",
+    "salesforce", "stripe", NULL };
+
+
+static const cyaml_config_t  loyalty_conf_cyaml = {
+    .log_fn = loyalty_conf_cyaml_log,
+    .mem_fn = cyaml_mem,
+    .log_level = CYAML_LOG_ERROR,
+    .flags = CYAML_CFG_DEFAULT,
+};
+
+
+/* libcyaml's error lines (with "line N, column M") become our message */
+
+static void
+loyalty_conf_cyaml_log(cyaml_log_t level, void *ctx, const char *fmt,
+    va_list args)
+{
+    int                  n;
+    char                *p;
+    loyalty_conf_log_t  *log;
+
+    log = ctx;
+
+    if (level < CYAML_LOG_ERROR || log == NULL
+        || log->used + 2 >= log->len)
+    {
+        return;
+    }
+
+    n = vsnprintf(log->buf + log->used, log->len - log->used, fmt, args);
+
+    if (n < 0) {
+        return;
+    }
+
+    log->used += (size_t) n;
+
+    if (log->used >= log->len) {
+        log->used = log->len - 1;
+    }
+
+    /* one line: newlines and indentation become "; " */
+    for (p = log->buf; *p; p++) {
+        if (*p == '\n' || *p == '\t') {
+            *p = ' ';
+        }
+    }
+}
+
+
+loyalty_conf_t *
+loyalty_conf_load(const char *path, char *err, size_t len)
+{
+    char                *p;
+    unsigned             line;
+    cyaml_err_t          rc;
+    cyaml_config_t       cfg;
+    loyalty_conf_t      *conf;
+    loyalty_conf_log_t   log;
+    char                 msg[1024];
+
+    conf = NULL;
+    msg[0] = '\0';
+    log.buf = msg;
+    log.len = sizeof(msg);
+    log.used = 0;
+
+    cfg = loyalty_conf_cyaml;
+    cfg.log_ctx = &log;
+
+    rc = cyaml_load_file(path, &cfg, &loyalty_conf_schema,
+                         (cyaml_data_t **) &conf, NULL);
+
+    if (rc != CYAML_OK) {
+        loyalty_conf_tidy(msg);
+
+        if (rc == CYAML_ERR_FILE_OPEN) {
+            snprintf(err, len, "%s: cannot open: %s", path, strerror(errno));
+
+        } else if ((p = strstr(msg, "(line: ")) != NULL
+                   && sscanf(p, "(line: %u", &line) == 1)
+        {
+            snprintf(err, len, "%s:%u: %s", path, line, msg);
+
+        } else {
+            snprintf(err, len, "%s: %s%s%s", path, cyaml_strerror(rc),
+                     msg[0] ? ": " : "", msg);
+        }
+
+        return NULL;
+    }
+
+    if (loyalty_conf_check(conf, msg, sizeof(msg)) != LOYALTY_OK) {
+        snprintf(err, len, "%s: %s", path, msg);
+        loyalty_conf_free(conf);
+        return NULL;
+    }
+
+    return conf;
+}
+
+
+/*
+ * "Load: Invalid uint64_t value: 'abc' Load: Backtrace: in mapping field
+ * 'timeout_ms' (line: 7, column: 17) ..." becomes "Invalid uint64_t
+ * value: 'abc'; in mapping field 'timeout_ms' (line: 7, column: 17) ..."
+ */
+
+static void
+loyalty_conf_tidy(char *msg)
+{
+    size_t       n;
+    char        *p;
+    const char  *drop[] = { "Load: Backtrace:", "Load: ", NULL };
+    const char **d;
+
+    for (d = drop; *d != NULL; d++) {
+        while ((p = strstr(msg, *d)) != NULL) {
+            n = strlen(*d);
+            if (d == drop) {
+                p[0] = ';';
+                memmove(p + 1, p + n, strlen(p + n) + 1);
+            } else {
+                memmove(p, p + n, strlen(p + n) + 1);
+            }
+        }
+    }
+
+    /* squeeze runs of spaces, drop " ;" and the trailing space */
+    for (n = 0; msg[n]; n++) {
+        while ((msg[n] == ' ' && (msg[n + 1] == ' ' || msg[n + 1] == ';'))
+               || (n == 0 && msg[0] == ' '))
+        {
+            memmove(&msg[n], &msg[n + 1], strlen(&msg[n + 1]) + 1);
+        }
+    }
+
+    n = strlen(msg);
+    while (n > 0 && msg[n - 1] == ' ') {
+        msg[--n] = '\0';
+    }
+}
+
+
+void
+loyalty_conf_free(loyalty_conf_t *conf)
+{
+    unsigned  i;
+
+    if (conf == NULL) {
+        return;
+    }
+
+    for (i = 0; i < conf->destinations_count; i++) {
+        if (conf->destinations[i].key != NULL) {
+            loyalty_hmac_key_free(conf->destinations[i].key);
+            conf->destinations[i].key = NULL;
+        }
+    }
+
+    cyaml_free(&loyalty_conf_cyaml, &loyalty_conf_schema, conf, 0);
+}
+
+
+static int
+loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
+{
+    unsigned              i, j, k;
+    loyalty_str_t         s;
+    loyalty_flow_conf_t  *f;
+    loyalty_dest_conf_t  *d, *longest;
+
+    if (loyalty_conf_nums(loyalty_conf_main_nums, conf, "", err, len)
+        != LOYALTY_OK)
+    {
+        return LOYALTY_ERROR;
+    }
+
+    if (conf->log_level != NULL
+        && loyalty_log_level_parse(conf->log_level) < 0)
+    {
+        snprintf(err, len, "log_level \"%s\": use error, warn, info or debug",
+                 conf->log_level);
+        return LOYALTY_ERROR;
+    }
+
+    if (loyalty_conf_redis(conf, err, len) != LOYALTY_OK) {
+        return LOYALTY_ERROR;
+    }
+
+    for (i = 0; i < conf->stores_count; i++) {
+        if (!loyalty_store_valid((u_char *) conf->stores[i],
+                                 strlen(conf->stores[i])))
+        {
+            snprintf(err, len, "stores: \"%s\" is not a valid store name "
+                     "([A-Za-z0-9._-]{1,64})", conf->stores[i]);
+            return LOYALTY_ERROR;
+        }
+
+        if (loyalty_conf_has(conf->stores, i, conf->stores[i])) {
+            snprintf(err, len, "stores: \"%s\" listed twice",
+                     conf->stores[i]);
+            return LOYALTY_ERROR;
+        }
+    }
+
+    longest = NULL;
+
+    for (i = 0; i < conf->destinations_count; i++) {
+        d = &conf->destinations[i];
+
+        for (j = 0; j < i; j++) {
+            if (strcmp(conf->destinations[j].name, d->name) == 0) {
+                snprintf(err, len, "destination \"%s\" defined twice",
+                         d->name);
+                return LOYALTY_ERROR;
+            }
+        }
+
+        if (loyalty_conf_dest_check(d, err, len) != LOYALTY_OK) {
+            return LOYALTY_ERROR;
+        }
+
+        if (longest == NULL || d->timeout_ms > longest->timeout_ms) {
+            longest = d;
+        }
+    }
+
+    if (conf->claim_timeout_ms <= longest->timeout_ms) {
+        snprintf(err, len, "claim_timeout_ms (%u) must exceed the longest "
+                 "destination timeout_ms (%u, destination \"%s\"), or a "
+                 "request still in flight could be claimed by another worker",
+                 conf->claim_timeout_ms, longest->timeout_ms, longest->name);
+        return LOYALTY_ERROR;
+    }
+
+    for (i = 0; i < conf->flows_count; i++) {
+        f = &conf->flows[i];
+        f->dest = NULL;
+
+        for (j = 0; j < conf->destinations_count; j++) {
+            if (strcmp(conf->destinations[j].name, f->to) == 0) {
+                f->dest = &conf->destinations[j];
+            }
+        }
+
+        if (f->dest == NULL) {
+            snprintf(err, len, "flows[%u]: \"to: %s\" names no destination",
+                     i, f->to);
+            return LOYALTY_ERROR;
+        }
+
+        for (k = 0; k < f->stores_count; k++) {
+            if (!loyalty_conf_has(conf->stores, conf->stores_count,
+                                  f->stores[k]))
+            {
+                snprintf(err, len, "flows[%u]: store \"%s\" is not in "
+                         "stores", i, f->stores[k]);
+                return LOYALTY_ERROR;
+            }
+        }
+
+        for (k = 0; k < f->from_count; k++) {
+            if (!loyalty_conf_has((char **) loyalty_conf_senders, 10,
+                                  f->from[k]))
+            {
+                snprintf(err, len, "flows[%u]: unknown sender \"%s\" in "
+                         "from", i, f->from[k]);
+                return LOYALTY_ERROR;
+            }
+        }
+
+        for (k = 0; k < f->on_count; k++) {
+            s.data = (u_char *) f->on[k];
+            s.len = strlen(f->on[k]);
+
+            if (strcmp(f->on[k], "unknown") != 0
+                && strcmp(loyalty_canonical_type(&s), "unknown") == 0)
+            {
+                snprintf(err, len, "flows[%u]: unknown event type \"%s\" "
+                         "in on (see docs/envelope.md)", i, f->on[k]);
+                return LOYALTY_ERROR;
+            }
+        }
+    }
+
+    return LOYALTY_OK;
+}
+
+
+static int
+loyalty_conf_nums(const loyalty_conf_num_t *t, void *base, const char *where,
+    char *err, size_t len)
+{
+    uint32_t  *v;
+
+    for ( /* void */ ; t->key != NULL; t++) {
+        v = (uint32_t *) ((u_char *) base + t->offset);
+
+        if (*v == 0) {
+            *v = t->def;
+            continue;
+        }
+
+        if (*v < t->min || *v > t->max) {
+            snprintf(err, len, "%s%s: %u is out of range [%u, %u]", where,
+                     t->key, *v, t->min, t->max);
+            return LOYALTY_ERROR;
+        }
+    }
+
+    return LOYALTY_OK;
+}
+
+
+static int
+loyalty_conf_dest_check(loyalty_dest_conf_t *d, char *err, size_t len)
+{
+    FILE           *fp;
+    size_t          n, keylen;
+    loyalty_err_t   e;
+    loyalty_str_t   secret;
+    char            where[96], line[512];
+    u_char          key[512];
+
+    snprintf(where, sizeof(where), "destination \"%s\": ", d->name);
+
+    if (loyalty_conf_nums(loyalty_conf_dest_nums, d, where, err, len)
+        != LOYALTY_OK)
+    {
+        return LOYALTY_ERROR;
+    }
+
+    if (d->connect_timeout_ms > d->timeout_ms) {
+        d->connect_timeout_ms = d->timeout_ms;
+    }
+
+    if (strcmp(d->type, "webhook") != 0) {
+        snprintf(err, len, "%stype \"%s\" is not supported (webhook)",
+                 where, d->type);
+        return LOYALTY_ERROR;
+    }
+
+    if (strncmp(d->url, "http://", 7) != 0
+        && strncmp(d->url, "https://", 8) != 0)
+    {
+        snprintf(err, len, "%surl \"%s\" is not an http:// or https:// URL",
+                 where, d->url);
+        return LOYALTY_ERROR;
+    }
+
+    fp = fopen(d->secret_file, "r");
+    if (fp == NULL) {
+        snprintf(err, len, "%ssecret_file \"%s\": %s", where, d->secret_file,
+                 strerror(errno));
+        return LOYALTY_ERROR;
+    }
+
+    /* the first line signs; a second line (rotation) is for receivers */
+    if (fgets(line, sizeof(line), fp) == NULL) {
+        line[0] = '\0';
+    }
+
+    fclose(fp);
+
+    n = strlen(line);
+    while (n > 0 && isspace((u_char) line[n - 1])) {
+        line[--n] = '\0';
+    }
+
+    if (strncmp(line, "whsec_", 6) != 0) {
+        snprintf(err, len, "%ssecret_file \"%s\": the first line must be a "
+                 "Standard Webhooks key (whsec_<base64>)", where,
+                 d->secret_file);
+        return LOYALTY_ERROR;
+    }
+
+    secret.data = (u_char *) line;
+    secret.len = n;
+
+    if (loyalty_sig_standard_key(&secret, key, &keylen, &e) != LOYALTY_OK
+        || keylen == 0)
+    {
+        snprintf(err, len, "%ssecret_file \"%s\": bad key: %s", where,
+                 d->secret_file, keylen == 0 ? "empty" : e.msg);
+        return LOYALTY_ERROR;
+    }
+
+    d->key = loyalty_hmac_key_create(LOYALTY_MD_SHA256, key, keylen, &e);
+
+    memset(key, 0, sizeof(key));
+    memset(line, 0, sizeof(line));
+
+    if (d->key == NULL) {
+        snprintf(err, len, "%s%s", where, e.msg);
+        return LOYALTY_ERROR;
+    }
+
+    return LOYALTY_OK;
+}
+
+
+/* "host:port", "host" (6379) or "unix:/path" */
+
+static int
+loyalty_conf_redis(loyalty_conf_t *conf, char *err, size_t len)
+{
+    char   *colon, *end;
+    long    port;
+    size_t  n;
+
+    if (conf->redis == NULL) {
+        strcpy(conf->redis_host, "127.0.0.1");
+        conf->redis_port = 6379;
+        return LOYALTY_OK;
+    }
+
+    if (strncmp(conf->redis, "unix:", 5) == 0) {
+        if (strlen(conf->redis + 5) >= sizeof(conf->redis_host)
+            || conf->redis[5] != '/')
+        {
+            snprintf(err, len, "redis \"%s\": bad unix socket path",
+                     conf->redis);
+            return LOYALTY_ERROR;
+        }
+
+        strcpy(conf->redis_host, conf->redis + 5);
+        conf->redis_port = 0;
+        return LOYALTY_OK;
+    }
+
+    colon = strrchr(conf->redis, ':');
+    n = colon ? (size_t) (colon - conf->redis) : strlen(conf->redis);
+    port = 6379;
+
+    if (colon != NULL) {
+        errno = 0;
+        port = strtol(colon + 1, &end, 10);
+        if (errno || *end != '\0' || end == colon + 1 || port < 1
+            || port > 65535)
+        {
+            snprintf(err, len, "redis \"%s\": bad port", conf->redis);
+            return LOYALTY_ERROR;
+        }
+    }
+
+    if (n == 0 || n >= sizeof(conf->redis_host)) {
+        snprintf(err, len, "redis \"%s\": bad host", conf->redis);
+        return LOYALTY_ERROR;
+    }
+
+    memcpy(conf->redis_host, conf->redis, n);
+    conf->redis_host[n] = '\0';
+    conf->redis_port = (int) port;
+
+    return LOYALTY_OK;
+}
+
+
+static int
+loyalty_conf_has(char **list, unsigned n, const char *s)
+{
+    unsigned  i;
+
+    for (i = 0; i < n; i++) {
+        if (list[i] != NULL && strcmp(list[i], s) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,178 @@
+/*
+ * Copyright (C) loyalty-edge authors
+ *
+ * One JSON object per line on stderr: time, level, msg, and when known
+ * corr, store, event, destination, status, latency_ms.  Secrets and the
+ * identity keys (email, phone) are never passed here.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "loyalty_worker.h"
+
+
+int  loyalty_log_level = LOYALTY_LOG_INFO;
+
+static const char  *loyalty_log_levels[] = { "error", "warn", "info",
+    "debug", NULL };
+
+
+int
+loyalty_log_level_parse(const char *name)
+{
+    int  i;
+
+    for (i = 0; loyalty_log_levels[i] != NULL; i++) {
+        if (strcasecmp(name, loyalty_log_levels[i]) == 0) {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+uint64_t
+loyalty_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* dst holds at least 6 * len bytes; returns the bytes written */
+
+size_t
+loyalty_json_escape(char *dst, const u_char *src, size_t len)
+{
+    char            *p;
+    size_t           i;
+    u_char           ch;
+    static const char  hex[] = "0123456789abcdef";
+
+    p = dst;
+
+    for (i = 0; i < len; i++) {
+        ch = src[i];
+
+        switch (ch) {
+        case '"':
+            *p++ = '\\'; *p++ = '"';
+            break;
+        case '\\':
+            *p++ = '\\'; *p++ = '\\';
+            break;
+        case '\n':
+            *p++ = '\\'; *p++ = 'n';
+            break;
+        case '\r':
+            *p++ = '\\'; *p++ = 'r';
+            break;
+        case '\t':
+            *p++ = '\\'; *p++ = 't';
+            break;
+        default:
+            if (ch < 0x20 || ch == 0x7f) {
+                *p++ = '\\'; *p++ = 'u'; *p++ = '0'; *p++ = '0';
+                *p++ = hex[ch >> 4]; *p++ = hex[ch & 0xf];
+            } else {
+                *p++ = (char) ch;
+            }
+        }
+    }
+
+    return p - dst;
+}
+
+
+static size_t
+loyalty_log_field(char *p, const char *name, const u_char *v, size_t len)
+{
+    size_t  n;
+
+    if (len > 256) {
+        len = 256;
+    }
+
+    n = sprintf(p, ",\"%s\":\"", name);
+    n += loyalty_json_escape(p + n, v, len);
+    p[n++] = '"';
+
+    return n;
+}
+
+
+void
+loyalty_log_write(int level, const loyalty_job_t *job, const char *dest,
+    int status, long latency_ms, const char *fmt, ...)
+{
+    char            *p;
+    size_t           n;
+    va_list          args;
+    const char      *store;
+    struct tm        tm;
+    struct timeval   tv;
+    char             msg[512], line[16384];
+
+    va_start(args, fmt);
+    n = vsnprintf(msg, sizeof(msg), fmt, args);
+    va_end(args);
+
+    if (n >= sizeof(msg)) {
+        n = sizeof(msg) - 1;
+    }
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+
+    p = line;
+    p += strftime(p, 32, "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
+    p += sprintf(p, ".%03dZ\",\"level\":\"%s\",\"msg\":\"",
+                 (int) (tv.tv_usec / 1000), loyalty_log_levels[level]);
+    p += loyalty_json_escape(p, (u_char *) msg, n);
+    *p++ = '"';
+
+    if (job != NULL) {
+        if (job->ev.corr.len) {
+            p += loyalty_log_field(p, "corr", job->ev.corr.data,
+                                   job->ev.corr.len);
+        }
+
+        store = loyalty_cycle.conf->stores[job->store];
+        p += loyalty_log_field(p, "store", (u_char *) store, strlen(store));
+
+        if (job->ev.id.len) {
+            p += loyalty_log_field(p, "event", job->ev.id.data,
+                                   job->ev.id.len);
+        }
+
+        p += loyalty_log_field(p, "entry", (u_char *) job->entry_id,
+                               strlen(job->entry_id));
+    }
+
+    if (dest != NULL) {
+        p += loyalty_log_field(p, "destination", (u_char *) dest,
+                               strlen(dest));
+    }
+
+    if (status >= 0) {
+        p += sprintf(p, ",\"status\":%d", status);
+    }
+
+    if (latency_ms >= 0) {
+        p += sprintf(p, ",\"latency_ms\":%ld", latency_ms);
+    }
+
+    *p++ = '}';
+    *p++ = '\n';
+
+    fwrite(line, 1, p - line, stderr);
+}

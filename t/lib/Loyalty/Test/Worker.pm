@@ -1,0 +1,419 @@
+package Loyalty::Test::Worker;
+
+# build/loyalty-worker for the worker tests, and a webhook receiver.
+#
+#   my $path = write_config($dir, redis => $redis, stores => [..],
+#       destinations => [{ name, url, secret, timeout_ms, ... }],
+#       flows => [{ to => 'hooks', on => [..], ... }], %top_level_keys);
+#       secrets are written to files next to the config
+#   my $w = Loyalty::Test::Worker->new(config => $path);   # started
+#   $w->pid; $w->log; $w->log_lines;     # stderr, one JSON object a line
+#   $w->stop;                            # TERM, wait: returns the exit code
+#   $w->kill;                            # KILL, wait
+#   check_config($path)                  # (exit code, output) of -t -c
+#   temp_dir($prefix)                    # removed at the end of the file
+#
+#   my $rx = Loyalty::Test::Receiver->new;   # forked HTTP/1.1 server
+#   $rx->url('/hook'); $rx->requests;        # [{id, ts, sig, corr, body}]
+#   $rx->fail(@ids); $rx->status(503);       # answer 500 for those ids /
+#                                            # this status for all
+#   $rx->delay(0.1);                         # before each answer
+#   sw_verify($secret, $req)                 # Standard Webhooks check
+
+use strict;
+use warnings;
+
+use Config;
+use Digest::SHA qw(hmac_sha256);
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP ();
+use MIME::Base64 qw(decode_base64 encode_base64);
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(time sleep);
+
+use Loyalty::Test::Util qw(free_port wait_until repo_root make_servroot
+                           pid_alive slurp spew);
+
+use Exporter 'import';
+our @EXPORT_OK = qw(write_config check_config worker_bin sw_verify
+                    new_whsec temp_dir);
+
+my $JSON = JSON::PP->new->utf8->canonical;
+my @instances;
+my @dirs;
+my $owner = $$;
+
+
+# a directory removed at the end of the test file (kept with
+# LOYALTY_TEST_KEEP=1)
+sub temp_dir {
+    my ($prefix) = @_;
+    my $dir = make_servroot($prefix);
+    push @dirs, $dir;
+    return $dir;
+}
+
+
+sub worker_bin {
+    return $ENV{LOYALTY_WORKER} // repo_root() . '/build/loyalty-worker';
+}
+
+
+sub new_whsec {
+    my $key = join '', map { chr int rand 256 } 1 .. 24;
+    return 'whsec_' . encode_base64($key, '');
+}
+
+
+sub _yaml_list { '[' . join(', ', map { "\"$_\"" } @{ $_[0] }) . ']' }
+
+
+sub write_config {
+    my ($dir, %o) = @_;
+
+    my $y = '';
+    $y .= "redis: " . ($o{redis_addr} // $o{redis}->addr) . "\n";
+    $y .= "stores: " . _yaml_list($o{stores}) . "\n";
+    $y .= "destinations:\n";
+
+    for my $d (@{ $o{destinations} }) {
+        my $sf = $d->{secret_file} // "$dir/$d->{name}.whsec";
+        spew($sf, "$d->{secret}\n", 0600) if defined $d->{secret};
+        $y .= "  - name: $d->{name}\n";
+        $y .= "    type: " . ($d->{type} // 'webhook') . "\n";
+        $y .= "    url: $d->{url}\n";
+        $y .= "    secret_file: $sf\n";
+        for my $k (qw(timeout_ms connect_timeout_ms concurrency)) {
+            $y .= "    $k: $d->{$k}\n" if defined $d->{$k};
+        }
+    }
+
+    $y .= "flows:\n";
+    for my $f (@{ $o{flows} }) {
+        $y .= "  - to: $f->{to}\n";
+        for my $k (qw(stores from on)) {
+            $y .= "    $k: " . _yaml_list($f->{$k}) . "\n" if $f->{$k};
+        }
+    }
+
+    for my $k (qw(claim_timeout_ms claim_interval_ms block_ms batch
+                  shutdown_timeout_ms log_level))
+    {
+        $y .= "$k: $o{$k}\n" if defined $o{$k};
+    }
+
+    my $path = "$dir/" . ($o{file} // 'loyalty-worker.yaml');
+    spew($path, $y);
+    return $path;
+}
+
+
+sub check_config {
+    my ($path) = @_;
+    my $bin = worker_bin();
+    my $out = `$bin -t -c '$path' 2>&1`;
+    return ($? >> 8, $out);
+}
+
+
+sub new {
+    my ($class, %o) = @_;
+    my $self = bless {
+        config => $o{config},
+        dir    => $o{dir} // temp_dir('worker'),
+        owner  => $$,
+    }, $class;
+    push @instances, $self;
+    $self->start;
+    return $self;
+}
+
+
+sub log_file { "$_[0]{dir}/worker.log" }
+sub pid { $_[0]{pid} }
+sub log { slurp($_[0]->log_file) }
+
+
+sub log_lines {
+    my ($self) = @_;
+    my @l;
+    for (split /\n/, $self->log) {
+        my $v = eval { $JSON->decode($_) };
+        push @l, $v // { unparsed => $_ };
+    }
+    return @l;
+}
+
+
+sub start {
+    my ($self) = @_;
+    my @argv = (worker_bin(), '-c', $self->{config});
+    my $pid = fork // die "fork: $!\n";
+
+    if ($pid == 0) {
+        eval {
+            my $prctl = $Config{archname} =~ /x86_64/ ? 157
+                      : $Config{archname} =~ /aarch64/ ? 167 : undef;
+            syscall($prctl, 1, 9) if $prctl;   # PR_SET_PDEATHSIG, SIGKILL
+        };
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $self->log_file;
+        open STDERR, '>&', \*STDOUT;
+        { no warnings 'exec'; exec { $argv[0] } @argv; }
+        POSIX::_exit(127);
+    }
+
+    $self->{pid} = $pid;
+    return $self;
+}
+
+
+sub running { pid_alive($_[0]{pid}) }
+
+
+# TERM, then wait up to $timeout: the exit code, or -1 after a KILL
+sub stop {
+    my ($self, $timeout) = @_;
+    return undef unless $self->{pid};
+    kill 'TERM', $self->{pid};
+    my $code = $self->_wait($timeout // 20);
+    unless (defined $code) {
+        kill 'KILL', $self->{pid};
+        waitpid $self->{pid}, 0;
+        $code = -1;
+    }
+    $self->{pid} = undef;
+    return $code;
+}
+
+
+sub kill {
+    my ($self) = @_;
+    return unless $self->{pid};
+    CORE::kill('KILL', $self->{pid});
+    waitpid $self->{pid}, 0;
+    $self->{pid} = undef;
+}
+
+
+sub _wait {
+    my ($self, $timeout) = @_;
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        my $r = waitpid $self->{pid}, WNOHANG;
+        if ($r == $self->{pid}) {
+            return WIFEXITED($?) ? WEXITSTATUS($?) : 128 + WTERMSIG($?);
+        }
+        sleep 0.02;
+    }
+    return undef;
+}
+
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($@, $!, $?);
+    $self->kill if $self->{pid} && $self->{owner} == $$;
+}
+
+
+END {
+    for my $w (grep { defined } @instances) {
+        local ($@, $!, $?);
+        $w->kill if $w->{pid} && $w->{owner} == $$;
+    }
+    if ($$ == $owner) {
+        local ($@, $!, $?);
+        if ($ENV{LOYALTY_TEST_KEEP}) {
+            print STDERR "# kept $_\n" for @dirs;
+        } else {
+            require File::Path;
+            File::Path::remove_tree($_) for @dirs;
+        }
+    }
+}
+
+
+# Standard Webhooks: "v1,<base64 HMAC-SHA256(key, id.ts.body)>"
+sub sw_verify {
+    my ($secret, $req) = @_;
+    (my $b64 = $secret) =~ s/^whsec_//;
+    my $key = decode_base64($b64);
+    my $want = encode_base64(
+        hmac_sha256("$req->{id}.$req->{ts}.$req->{body}", $key), '');
+    for my $s (split ' ', $req->{sig} // '') {
+        return 1 if $s eq "v1,$want";
+    }
+    return 0;
+}
+
+
+package Loyalty::Test::Receiver;
+
+# A keep-alive HTTP/1.1 server in a forked child; every request is
+# appended to requests.log as one JSON line before it is answered.
+
+use strict;
+use warnings;
+
+use Config;
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP ();
+use POSIX ();
+use Time::HiRes qw(time sleep);
+
+use Loyalty::Test::Util qw(free_port make_servroot slurp spew wait_until
+                           port_open);
+
+my $RJSON = JSON::PP->new->utf8->canonical;
+
+
+sub new {
+    my ($class, %o) = @_;
+    my $self = bless { dir => Loyalty::Test::Worker::temp_dir('receiver'),
+                       owner => $$ }, $class;
+    spew("$self->{dir}/requests.log", '');
+
+    my $sock;
+    for (1 .. 20) {
+        $self->{port} = free_port();
+        $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+            LocalPort => $self->{port}, Listen => 128, ReuseAddr => 1,
+            Proto => 'tcp') and last;
+    }
+    die "receiver: cannot listen: $!\n" unless $sock;
+
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        eval {
+            my $prctl = $Config{archname} =~ /x86_64/ ? 157
+                      : $Config{archname} =~ /aarch64/ ? 167 : undef;
+            syscall($prctl, 1, 9) if $prctl;
+        };
+        $self->_serve($sock);
+        POSIX::_exit(0);
+    }
+    close $sock;
+    $self->{pid} = $pid;
+    return $self;
+}
+
+
+sub port { $_[0]{port} }
+sub url { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '/hook') }
+
+
+sub fail {
+    my ($self, @ids) = @_;
+    spew("$self->{dir}/fail.tmp", join('', map { "$_\n" } @ids));
+    rename "$self->{dir}/fail.tmp", "$self->{dir}/fail";
+}
+
+
+sub status {
+    my ($self, $st) = @_;
+    spew("$self->{dir}/status.tmp", defined $st ? "$st\n" : '');
+    rename "$self->{dir}/status.tmp", "$self->{dir}/status";
+}
+
+
+sub delay {
+    my ($self, $sec) = @_;
+    spew("$self->{dir}/delay.tmp", $sec // 0);
+    rename "$self->{dir}/delay.tmp", "$self->{dir}/delay";
+}
+
+
+sub requests {
+    my ($self) = @_;
+    my @r;
+    for (split /\n/, slurp("$self->{dir}/requests.log")) {
+        push @r, $RJSON->decode($_);
+    }
+    return \@r;
+}
+
+
+sub _serve {
+    my ($self, $listen) = @_;
+    my $sel = IO::Select->new($listen);
+    my %buf;
+
+    open my $log, '>>', "$self->{dir}/requests.log" or die;
+    binmode $log;
+    $log->autoflush(1);
+
+    for (;;) {
+        for my $s ($sel->can_read(1)) {
+            if ($s == $listen) {
+                my $c = $listen->accept or next;
+                $sel->add($c);
+                $buf{fileno $c} = '';
+                next;
+            }
+
+            my $fd = fileno $s;
+            my $n = sysread $s, $buf{$fd}, 65536, length $buf{$fd};
+            if (!$n) {
+                $sel->remove($s);
+                delete $buf{$fd};
+                close $s;
+                next;
+            }
+
+            while ((my $end = index $buf{$fd}, "\r\n\r\n") >= 0) {
+                my $head = substr $buf{$fd}, 0, $end;
+                my ($line, @hl) = split /\r\n/, $head;
+                my %h;
+                for (@hl) {
+                    my ($k, $v) = /^([^:]+):\s*(.*?)\s*$/ or next;
+                    $h{lc $k} = $v;
+                }
+                my $len = $h{'content-length'} // 0;
+                last if length($buf{$fd}) < $end + 4 + $len;
+                my $body = substr $buf{$fd}, $end + 4, $len;
+                substr $buf{$fd}, 0, $end + 4 + $len, '';
+
+                my $id = $h{'webhook-id'} // '';
+                my $st = 204;
+                my $dflt = slurp("$self->{dir}/status");
+                $st = $1 if $dflt =~ /(\d{3})/;
+                my %fail = map { $_ => 1 }
+                    split /\n/, slurp("$self->{dir}/fail");
+                $st = 500 if $fail{$id};
+
+                my $delay = slurp("$self->{dir}/delay");
+                sleep $delay if $delay =~ /^[\d.]+$/ && $delay > 0;
+
+                my $rb = $st == 204 ? '' : "{\"status\":$st}";
+                my $resp = "HTTP/1.1 $st X\r\nContent-Length: "
+                    . length($rb) . "\r\n\r\n$rb";
+                my $ok = syswrite $s, $resp;
+
+                # logged once answered: a request in the log got its answer
+                print $log $RJSON->encode({ line => $line, id => $id,
+                    ts => $h{'webhook-timestamp'},
+                    sig => $h{'webhook-signature'},
+                    corr => $h{'x-correlation-id'},
+                    ctype => $h{'content-type'},
+                    answered => $ok ? 1 : 0,
+                    status => $st, body => $body, t => time }), "\n";
+            }
+        }
+    }
+}
+
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($@, $!, $?);
+    return unless $self->{owner} == $$ && $self->{pid};
+    kill 'KILL', $self->{pid};
+    waitpid $self->{pid}, 0;
+    $self->{pid} = undef;
+}
+
+
+1;
