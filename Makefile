@@ -56,6 +56,13 @@ all: module worker
 
 worker: $(WORKER)
 
+ASAN_WORKER := $(BUILD)/asan/loyalty-worker
+
+$(ASAN_WORKER): $(WORKER_SRCS) $(WORKER_HDRS) $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WORKER_CFLAGS) -O1 $(SAN_FLAGS) -o $@.tmp $(WORKER_SRCS) \
+	    $(CORE_SRCS) $(WORKER_LIBS) && mv $@.tmp $@
+
 $(WORKER): $(WORKER_SRCS) $(WORKER_HDRS) $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WORKER_CFLAGS) -o $@.tmp $(WORKER_SRCS) $(CORE_SRCS) \
@@ -132,7 +139,7 @@ test: deps
 # The stock nginx binary loads the sanitized module; libasan must be the
 # first library in the process, so the harness preloads it into nginx only.
 test-asan: deps
-	$(MAKE) module-asan $(ASAN_UNITS)
+	$(MAKE) module-asan $(ASAN_UNITS) $(ASAN_WORKER)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    prove $(BUILD)/asan/t/unit/
@@ -141,6 +148,10 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1 \
 	    prove -r t/edge/
+	LOYALTY_WORKER=$(CURDIR)/$(ASAN_WORKER) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    prove -r t/worker/
 
 demo: deps
 	$(MAKE) all

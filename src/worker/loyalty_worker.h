@@ -7,10 +7,11 @@
  *   loyalty_worker_main.c      argv, signals, start and graceful stop
  *   loyalty_worker_conf.c      YAML (libcyaml schema) -> conf, -t checks
  *   loyalty_worker_consumer.c  Redis: groups, XREADGROUP, XAUTOCLAIM,
- *                              XACK, dead letters
+ *                              XACK, retries, dead letters, trimming
  *   loyalty_worker_http.c      libcurl multi socket API on the base,
  *                              the webhook destination (Standard Webhooks)
  *   loyalty_worker_log.c       JSON log lines on stderr
+ *   loyalty_worker_cli.c       stats, dlq list|show|replay|purge
  */
 
 #ifndef _LOYALTY_WORKER_H_INCLUDED_
@@ -78,6 +79,11 @@ typedef struct {
     uint32_t              block_ms;
     uint32_t              batch;
     uint32_t              shutdown_timeout_ms;
+    uint32_t              retry_base_ms;
+    uint32_t              retry_cap_ms;
+    uint32_t              max_attempts;
+    uint32_t              retry_interval_ms;
+    uint32_t              trim_interval_ms;
     char                 *log_level;
 
     /* runtime */
@@ -100,7 +106,28 @@ struct loyalty_job_s {
     loyalty_event_t       ev;               /* points into fv */
     unsigned              pending;          /* deliveries left (flows) */
     unsigned              failed;
+    unsigned              retry:1;          /* from loyalty:{S}:retry */
+    unsigned              permanent:1;      /* a 4xx: dead-letter it */
+    unsigned              abandoned:1;      /* SIGTERM: left as it is */
+    unsigned              attempts;         /* made before this one */
+    long                  status;           /* of the last failure */
+    uint64_t              retry_after_ms;   /* largest Retry-After */
+    const char           *fail_dest;
+    char                  error[160];
+    uint8_t               done[32];         /* destinations delivered */
 };
+
+
+/* the result of one delivery to one destination */
+
+typedef struct {
+    unsigned              ok:1;
+    unsigned              permanent:1;
+    unsigned              abandoned:1;
+    long                  status;           /* HTTP, 0 when none */
+    uint64_t              retry_after_ms;
+    const char           *error;
+} loyalty_outcome_t;
 
 
 typedef struct {
@@ -153,12 +180,15 @@ void loyalty_conf_free(loyalty_conf_t *conf);
 int loyalty_consumer_init(loyalty_cycle_t *cycle);
 void loyalty_consumer_stop(loyalty_cycle_t *cycle);
 int loyalty_consumer_idle(loyalty_cycle_t *cycle);
-void loyalty_consumer_done(loyalty_job_t *job, int ok);
+void loyalty_consumer_done(loyalty_job_t *job, loyalty_dest_conf_t *dest,
+    const loyalty_outcome_t *o);
 void loyalty_consumer_close(loyalty_cycle_t *cycle);
-void loyalty_consumer_dead_letter(loyalty_cycle_t *cycle, unsigned store,
-    const char *entry_id, const loyalty_str_t *fv, size_t nfv,
-    const char *reason);
 void loyalty_job_free(loyalty_job_t *job);
+
+
+/* cli */
+
+int loyalty_cli(loyalty_conf_t *conf, int argc, char **argv);
 
 
 /* http */

@@ -122,6 +122,16 @@ static const cyaml_schema_field_t  loyalty_conf_fields[] = {
                      loyalty_conf_t, batch),
     CYAML_FIELD_UINT("shutdown_timeout_ms", CYAML_FLAG_OPTIONAL,
                      loyalty_conf_t, shutdown_timeout_ms),
+    CYAML_FIELD_UINT("retry_base_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, retry_base_ms),
+    CYAML_FIELD_UINT("retry_cap_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, retry_cap_ms),
+    CYAML_FIELD_UINT("max_attempts", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, max_attempts),
+    CYAML_FIELD_UINT("retry_interval_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, retry_interval_ms),
+    CYAML_FIELD_UINT("trim_interval_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, trim_interval_ms),
     CYAML_FIELD_STRING_PTR("log_level",
                            CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_conf_t, log_level, 1, 16),
@@ -146,6 +156,15 @@ static const loyalty_conf_num_t  loyalty_conf_main_nums[] = {
     { "batch", offsetof(loyalty_conf_t, batch), 64, 1, 10000 },
     { "shutdown_timeout_ms", offsetof(loyalty_conf_t, shutdown_timeout_ms),
       10000, 0, 600000 },
+    { "retry_base_ms", offsetof(loyalty_conf_t, retry_base_ms),
+      1000, 10, 3600000 },
+    { "retry_cap_ms", offsetof(loyalty_conf_t, retry_cap_ms),
+      300000, 10, 86400000 },
+    { "max_attempts", offsetof(loyalty_conf_t, max_attempts), 10, 1, 1000 },
+    { "retry_interval_ms", offsetof(loyalty_conf_t, retry_interval_ms),
+      500, 10, 60000 },
+    { "trim_interval_ms", offsetof(loyalty_conf_t, trim_interval_ms),
+      10000, 100, 3600000 },
     { NULL, 0, 0, 0, 0 }
 };
 
@@ -338,6 +357,12 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
     if (loyalty_conf_nums(loyalty_conf_main_nums, conf, "", err, len)
         != LOYALTY_OK)
     {
+        return LOYALTY_ERROR;
+    }
+
+    if (conf->retry_cap_ms < conf->retry_base_ms) {
+        snprintf(err, len, "retry_cap_ms (%u) must be at least retry_base_ms "
+                 "(%u)", conf->retry_cap_ms, conf->retry_base_ms);
         return LOYALTY_ERROR;
     }
 

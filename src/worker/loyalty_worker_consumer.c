@@ -9,16 +9,27 @@
  *
  * Reading: first the consumer's own pending entries (ID 0, no BLOCK), so
  * a restarted worker finishes what it had, then new entries (">", BLOCK).
- * A timer runs XAUTOCLAIM for entries idle longer than claim_timeout_ms:
- * those of dead consumers and our own failed deliveries (the retry path
- * of this increment).  NOGROUP (Redis flushed or restarted without
+ * A timer runs XAUTOCLAIM for entries idle longer than claim_timeout_ms
+ * (those of dead consumers).  NOGROUP (Redis flushed or restarted without
  * persistence) recreates the groups and reads on.
+ *
+ * A failed delivery leaves the stream: one script acks the entry and
+ * copies it to the hash loyalty:{S}:retry:<entry id> (fields, _attempts,
+ * _done: the destinations already served), with the due time as its
+ * score in the sorted set loyalty:{S}:retry.  Another timer takes due
+ * retries with a script that re-scores them to now + claim_timeout_ms
+ * (a lease) instead of removing them: a worker that dies holding one
+ * loses nothing.  Success, the next failure and the dead letter each
+ * end a retry in one script.  A third timer trims the streams below the
+ * group's oldest unfinished entry.
  */
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -35,6 +46,7 @@
 typedef struct {
     char                 *key;              /* loyalty:{S}:in */
     char                 *dlq;              /* loyalty:{S}:dlq */
+    char                 *retry;            /* loyalty:{S}:retry */
     unsigned              history:1;        /* reading our PEL (ID 0) */
     char                  cursor[48];       /* last history id read */
     char                  claim[48];        /* XAUTOCLAIM cursor */
@@ -55,6 +67,8 @@ typedef struct {
     struct event         *read_timer;
     struct event         *claim_timer;
     struct event         *reconnect_timer;
+    struct event         *retry_timer;
+    struct event         *trim_timer;
     const char          **argv;
     size_t               *argvlen;
 } loyalty_consumer_t;
@@ -92,7 +106,23 @@ static void loyalty_consumer_claim_timer(evutil_socket_t fd, short what,
 static void loyalty_consumer_claim_done(redisAsyncContext *ac, void *r,
     void *privdata);
 static void loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
-    redisReply *entry);
+    redisReply *id, redisReply *fields, int retry);
+static void loyalty_consumer_retry_timer(evutil_socket_t fd, short what,
+    void *arg);
+static void loyalty_consumer_retry_done(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void loyalty_consumer_trim_timer(evutil_socket_t fd, short what,
+    void *arg);
+static void loyalty_consumer_finish(loyalty_consumer_t *cs,
+    loyalty_job_t *job);
+static void loyalty_consumer_done_parse(loyalty_consumer_t *cs,
+    loyalty_job_t *job, const char *list);
+static void loyalty_consumer_dlq(loyalty_consumer_t *cs, unsigned store,
+    const char *entry_id, int retry, const char *reason, const char **meta,
+    const loyalty_str_t *fv, size_t nfv);
+static void loyalty_consumer_script(loyalty_consumer_t *cs,
+    const char *what, const char *script, int nkeys, const char **args,
+    size_t nargs, const loyalty_str_t *fv, size_t nfv);
 static int loyalty_consumer_held(loyalty_consumer_t *cs, unsigned store,
     const char *id);
 static void loyalty_consumer_ack(loyalty_consumer_t *cs, unsigned store,
@@ -109,9 +139,90 @@ static void *loyalty_arena_alloc(void *ctx, size_t size);
 static loyalty_consumer_t  loyalty_consumer;
 
 
+/*
+ * The scripts.  KEYS[1] loyalty:{S}:in, KEYS[2] loyalty:{S}:retry (or the
+ * dlq), KEYS[3] the retry hash; the hash key is passed, never built, and
+ * shares the {S} slot.  ARGV[3] says where the event comes from: "in"
+ * (a stream entry: the XACK must succeed, or another worker finished it
+ * and we write nothing) or "retry" (the hash must still exist).
+ */
+
+/* ARGV: group, entry, from, delay_ms, attempts, done, fields... */
+static const char  loyalty_retry_script[] =
+    "if ARGV[3] == 'in' then "
+    "  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then "
+    "    return 0 end "
+    "  redis.call('DEL', KEYS[3]) "
+    "  redis.call('HSET', KEYS[3], unpack(ARGV, 7)) "
+    "elseif redis.call('EXISTS', KEYS[3]) == 0 then return 0 end "
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "redis.call('HSET', KEYS[3], '_attempts', ARGV[5], '_done', ARGV[6]) "
+    "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2]) "
+    "return 1";
+
+/* KEYS: in, dlq, retry, hash; ARGV: group, entry, from, fields... */
 static const char  loyalty_dlq_script[] =
-    "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3)) "
-    "return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])";
+    "if ARGV[3] == 'in' then "
+    "  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then "
+    "    return 0 end "
+    "else "
+    "  if redis.call('ZREM', KEYS[3], ARGV[2]) == 0 then return 0 end "
+    "  redis.call('DEL', KEYS[4]) "
+    "end "
+    "redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4)) "
+    "return 1";
+
+/* KEYS: retry, hash; ARGV: entry */
+static const char  loyalty_retry_ok_script[] =
+    "redis.call('DEL', KEYS[2]) "
+    "return redis.call('ZREM', KEYS[1], ARGV[1])";
+
+/* KEYS: retry; ARGV: count, lease_ms.  Returns id, fields, id, ... */
+static const char  loyalty_take_script[] =
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, "
+    "                       'LIMIT', 0, tonumber(ARGV[1])) "
+    "local out = {} "
+    "for _, id in ipairs(ids) do "
+    "  local h = redis.call('HGETALL', KEYS[1] .. ':' .. id) "
+    "  if #h == 0 then redis.call('ZREM', KEYS[1], id) else "
+    "    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id) "
+    "    out[#out + 1] = id "
+    "    out[#out + 1] = h "
+    "  end "
+    "end "
+    "return out";
+
+/*
+ * KEYS: in; ARGV: group.  Trim below the oldest entry the group has not
+ * finished: its smallest pending id, else its last-delivered-id (kept:
+ * MINID removes only smaller ids).  No group, nothing trimmed.
+ */
+static const char  loyalty_trim_script[] =
+    "local function lt(a, b) "
+    "  local am, as = string.match(a, '^(%d+)-(%d+)$') "
+    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$') "
+    "  if tonumber(am) ~= tonumber(bm) then "
+    "    return tonumber(am) < tonumber(bm) end "
+    "  return tonumber(as) < tonumber(bs) "
+    "end "
+    "local gs = redis.pcall('XINFO', 'GROUPS', KEYS[1]) "
+    "if type(gs) ~= 'table' or gs.err then return 0 end "
+    "local last "
+    "for _, g in ipairs(gs) do "
+    "  local name, ld "
+    "  for i = 1, #g, 2 do "
+    "    if g[i] == 'name' then name = g[i + 1] "
+    "    elseif g[i] == 'last-delivered-id' then ld = g[i + 1] end "
+    "  end "
+    "  if name == ARGV[1] then last = ld end "
+    "end "
+    "if not last then return 0 end "
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1]) "
+    "if tonumber(p[1]) > 0 and lt(p[2], last) then last = p[2] end "
+    "return redis.call('XTRIM', KEYS[1], 'MINID', last)";
 
 
 int
@@ -127,6 +238,7 @@ loyalty_consumer_init(loyalty_cycle_t *cycle)
 
     cs->cycle = cycle;
     cs->nstores = conf->stores_count;
+    srandom((unsigned) (loyalty_now_ms() ^ (uint64_t) getpid()));
     cs->stores = calloc(cs->nstores, sizeof(loyalty_store_t));
     cs->argv = calloc(2 * cs->nstores + 16, sizeof(char *));
     cs->argvlen = calloc(2 * cs->nstores + 16, sizeof(size_t));
@@ -136,16 +248,21 @@ loyalty_consumer_init(loyalty_cycle_t *cycle)
     }
 
     for (i = 0; i < cs->nstores; i++) {
-        n = strlen(conf->stores[i]) + sizeof("loyalty:{}:dlq");
+        n = strlen(conf->stores[i]) + sizeof("loyalty:{}:retry");
         cs->stores[i].key = malloc(n);
         cs->stores[i].dlq = malloc(n);
+        cs->stores[i].retry = malloc(n);
 
-        if (cs->stores[i].key == NULL || cs->stores[i].dlq == NULL) {
+        if (cs->stores[i].key == NULL || cs->stores[i].dlq == NULL
+            || cs->stores[i].retry == NULL)
+        {
             return LOYALTY_ERROR;
         }
 
         snprintf(cs->stores[i].key, n, "loyalty:{%s}:in", conf->stores[i]);
         snprintf(cs->stores[i].dlq, n, "loyalty:{%s}:dlq", conf->stores[i]);
+        snprintf(cs->stores[i].retry, n, "loyalty:{%s}:retry",
+                 conf->stores[i]);
         cs->stores[i].history = 1;
         strcpy(cs->stores[i].cursor, "0-0");
         strcpy(cs->stores[i].claim, "0-0");
@@ -156,9 +273,14 @@ loyalty_consumer_init(loyalty_cycle_t *cycle)
                                   cs);
     cs->reconnect_timer = evtimer_new(cycle->base,
                                       loyalty_consumer_reconnect_handler, cs);
+    cs->retry_timer = evtimer_new(cycle->base, loyalty_consumer_retry_timer,
+                                  cs);
+    cs->trim_timer = evtimer_new(cycle->base, loyalty_consumer_trim_timer,
+                                 cs);
 
     if (cs->read_timer == NULL || cs->claim_timer == NULL
-        || cs->reconnect_timer == NULL)
+        || cs->reconnect_timer == NULL || cs->retry_timer == NULL
+        || cs->trim_timer == NULL)
     {
         return LOYALTY_ERROR;
     }
@@ -274,6 +396,10 @@ loyalty_consumer_connected(const redisAsyncContext *ac, int status)
         loyalty_consumer_groups(cs);
         loyalty_consumer_arm(cs->claim_timer,
                              cs->cycle->conf->claim_interval_ms);
+        loyalty_consumer_arm(cs->retry_timer,
+                             cs->cycle->conf->retry_interval_ms);
+        loyalty_consumer_arm(cs->trim_timer,
+                             cs->cycle->conf->trim_interval_ms);
 
     } else if (ac == cs->rd) {
         cs->rd_ready = 1;
@@ -301,6 +427,8 @@ loyalty_consumer_disconnected(const redisAsyncContext *ac, int status)
         cs->cmd_ready = 0;
         cs->outstanding = 0;
         evtimer_del(cs->claim_timer);
+        evtimer_del(cs->retry_timer);
+        evtimer_del(cs->trim_timer);
     }
 
     if (cs->cycle->stopping) {
@@ -375,6 +503,11 @@ loyalty_consumer_group_done(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     cs->outstanding--;
+
+    if (cs->cycle->stopping) {
+        loyalty_consumer_close(cs->cycle);
+        return;
+    }
 
     if (reply->type == REDIS_REPLY_ERROR
         && strncmp(reply->str, "BUSYGROUP", 9) != 0)
@@ -580,7 +713,8 @@ loyalty_consumer_read_done(redisAsyncContext *ac, void *r, void *privdata)
                     }
                 }
 
-                loyalty_consumer_entry(cs, (unsigned) s, e);
+                loyalty_consumer_entry(cs, (unsigned) s, e->element[0],
+                                       e->element[1], 0);
             }
         }
 
@@ -657,6 +791,13 @@ loyalty_consumer_claim_done(redisAsyncContext *ac, void *r, void *privdata)
 
     cs->outstanding--;
 
+    /* stopping: a claimed entry stays in our PEL, a taken retry stays
+     * leased; either goes to another worker later */
+    if (cs->cycle->stopping) {
+        loyalty_consumer_close(cs->cycle);
+        return;
+    }
+
     if (reply->type == REDIS_REPLY_ERROR) {
         if (strncmp(reply->str, "NOGROUP", 7) == 0) {
             loyalty_log(LOYALTY_LOG_WARN, NULL, NULL, -1, -1,
@@ -704,7 +845,144 @@ loyalty_consumer_claim_done(redisAsyncContext *ac, void *r, void *privdata)
                     "claimed %s %s idle over %u ms", cs->stores[s].key,
                     e->element[0]->str, cs->cycle->conf->claim_timeout_ms);
 
-        loyalty_consumer_entry(cs, s, e);
+        loyalty_consumer_entry(cs, s, e->element[0], e->element[1], 0);
+    }
+}
+
+
+/* due retries: taken under a lease, delivered like stream entries */
+
+static void
+loyalty_consumer_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    size_t               k;
+    unsigned             i;
+    loyalty_conf_t      *conf;
+    loyalty_consumer_t  *cs;
+    const char          *args[2];
+    char                 count[16], lease[16];
+
+    (void) fd;
+    (void) what;
+
+    cs = arg;
+    conf = cs->cycle->conf;
+
+    if (cs->cycle->stopping || !cs->cmd_ready) {
+        return;
+    }
+
+    loyalty_consumer_arm(cs->retry_timer, conf->retry_interval_ms);
+
+    if (cs->cycle->jobs >= conf->batch) {
+        return;
+    }
+
+    snprintf(count, sizeof(count), "%u", conf->batch - cs->cycle->jobs);
+    snprintf(lease, sizeof(lease), "%u", conf->claim_timeout_ms);
+    args[0] = count;
+    args[1] = lease;
+
+    for (i = 0; i < cs->nstores; i++) {
+        cs->argv[0] = "EVAL";
+        cs->argv[1] = loyalty_take_script;
+        cs->argv[2] = "1";
+        cs->argv[3] = cs->stores[i].retry;
+        cs->argv[4] = args[0];
+        cs->argv[5] = args[1];
+
+        for (k = 0; k < 6; k++) {
+            cs->argvlen[k] = strlen(cs->argv[k]);
+        }
+
+        if (redisAsyncCommandArgv(cs->cmd, loyalty_consumer_retry_done,
+                                  (void *) (uintptr_t) i, 6, cs->argv,
+                                  cs->argvlen)
+            == REDIS_OK)
+        {
+            cs->outstanding++;
+        }
+    }
+}
+
+
+static void
+loyalty_consumer_retry_done(redisAsyncContext *ac, void *r, void *privdata)
+{
+    size_t               j;
+    unsigned             s;
+    redisReply          *reply;
+    loyalty_consumer_t  *cs;
+
+    (void) ac;
+
+    cs = &loyalty_consumer;
+    reply = r;
+    s = (unsigned) (uintptr_t) privdata;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    cs->outstanding--;
+
+    /* stopping: a claimed entry stays in our PEL, a taken retry stays
+     * leased; either goes to another worker later */
+    if (cs->cycle->stopping) {
+        loyalty_consumer_close(cs->cycle);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        loyalty_log(LOYALTY_LOG_ERR, NULL, NULL, -1, -1,
+                    "taking retries of %s: %s", cs->stores[s].retry,
+                    reply->str);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    for (j = 0; j + 1 < reply->elements; j += 2) {
+        if (reply->element[j]->type != REDIS_REPLY_STRING
+            || reply->element[j + 1]->type != REDIS_REPLY_ARRAY
+            || loyalty_consumer_held(cs, s, reply->element[j]->str))
+        {
+            continue;
+        }
+
+        loyalty_consumer_entry(cs, s, reply->element[j],
+                               reply->element[j + 1], 1);
+    }
+}
+
+
+static void
+loyalty_consumer_trim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    unsigned             i;
+    loyalty_consumer_t  *cs;
+
+    (void) fd;
+    (void) what;
+
+    cs = arg;
+
+    if (cs->cycle->stopping || !cs->cmd_ready) {
+        return;
+    }
+
+    loyalty_consumer_arm(cs->trim_timer, cs->cycle->conf->trim_interval_ms);
+
+    for (i = 0; i < cs->nstores; i++) {
+        if (redisAsyncCommand(cs->cmd, loyalty_consumer_cmd_done, "XTRIM",
+                              "EVAL %s 1 %s " LOYALTY_WORKER_GROUP,
+                              loyalty_trim_script, cs->stores[i].key)
+            == REDIS_OK)
+        {
+            cs->outstanding++;
+        }
     }
 }
 
@@ -724,23 +1002,24 @@ loyalty_consumer_held(loyalty_consumer_t *cs, unsigned store, const char *id)
 }
 
 
-/* one stream entry: copy it out of the reply, decode, route, deliver */
+/*
+ * One stream entry, or one retry (the hash's fields, with _attempts and
+ * _done): copy it out of the reply, decode, route, deliver.
+ */
 
 static void
 loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
-    redisReply *entry)
+    redisReply *id, redisReply *fields, int retry)
 {
     u_char          *p;
     size_t           i, n, size;
-    redisReply      *id, *fields;
+    unsigned         attempts;
+    redisReply      *f, *v, *done;
     loyalty_err_t    err;
     loyalty_job_t   *job;
     loyalty_str_t    fv[2];
     const char      *reason;
     char             msg[256];
-
-    id = entry->element[0];
-    fields = entry->element[1];
 
     if (fields->type != REDIS_REPLY_ARRAY) {
         /* deleted while pending (XDEL): nothing left to deliver */
@@ -748,21 +1027,48 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
         return;
     }
 
-    n = fields->elements;
-    size = sizeof(loyalty_job_t) + id->len + 1 + n * sizeof(loyalty_str_t);
+    n = 0;
+    size = sizeof(loyalty_job_t) + id->len + 1;
+    attempts = 0;
+    done = NULL;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < fields->elements; i++) {
         if (fields->element[i]->type != REDIS_REPLY_STRING) {
             fv[0].data = (u_char *) "entry";
             fv[0].len = 5;
             fv[1].data = (u_char *) id->str;
             fv[1].len = id->len;
-            loyalty_consumer_dead_letter(cs->cycle, store, id->str, fv, 2,
-                                         "entry fields are not strings");
+            loyalty_consumer_dlq(cs, store, id->str, retry,
+                                 "entry fields are not strings", NULL,
+                                 fv, 2);
             return;
         }
+    }
 
-        size += fields->element[i]->len;
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        f = fields->element[i];
+        v = fields->element[i + 1];
+
+        /* the retry's own fields are not the envelope's */
+        if (retry && f->len > 0 && f->str[0] == '_') {
+            if (strcmp(f->str, "_attempts") == 0) {
+                attempts = (unsigned) strtoul(v->str, NULL, 10);
+
+            } else if (strcmp(f->str, "_done") == 0) {
+                done = v;
+            }
+
+            continue;
+        }
+
+        n += 2;
+        size += f->len + v->len + 2 * sizeof(loyalty_str_t);
+    }
+
+    if (fields->elements % 2) {
+        n++;
+        size += fields->element[fields->elements - 1]->len
+                + sizeof(loyalty_str_t);
     }
 
     job = calloc(1, size);
@@ -773,21 +1079,36 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
     }
 
     job->store = store;
+    job->retry = retry ? 1 : 0;
+    job->attempts = attempts;
     job->nfv = n;
     job->fv = (loyalty_str_t *) (job + 1);
     p = (u_char *) (job->fv + n);
 
-    for (i = 0; i < n; i++) {
-        job->fv[i].data = p;
-        job->fv[i].len = fields->element[i]->len;
-        memcpy(p, fields->element[i]->str, job->fv[i].len);
-        p += job->fv[i].len;
+    for (i = 0, n = 0; i < fields->elements; i++) {
+        f = fields->element[i];
+
+        if (retry && i % 2 == 0 && f->len > 0 && f->str[0] == '_') {
+            i++;
+            continue;
+        }
+
+        job->fv[n].data = p;
+        job->fv[n].len = f->len;
+        memcpy(p, f->str, f->len);
+        p += f->len;
+        n++;
     }
 
     job->entry_id = (char *) p;
     memcpy(p, id->str, id->len + 1);
 
+    if (done != NULL) {
+        loyalty_consumer_done_parse(cs, job, done->str);
+    }
+
     reason = NULL;
+    n = job->nfv;
 
     if (loyalty_envelope_decode(job->fv, n, &job->ev, &err) != LOYALTY_OK) {
         snprintf(msg, sizeof(msg), "invalid envelope: %s", err.msg);
@@ -818,8 +1139,8 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
 
         loyalty_log(LOYALTY_LOG_WARN, job, NULL, -1, -1,
                     "dead-lettered: %s", reason);
-        loyalty_consumer_dead_letter(cs->cycle, store, job->entry_id,
-                                     job->fv, n, reason);
+        loyalty_consumer_dlq(cs, store, job->entry_id, retry, reason, NULL,
+                             job->fv, n);
         free(job);
         return;
     }
@@ -835,17 +1156,67 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
     cs->jobs = job;
     cs->cycle->jobs++;
 
+    if (retry) {
+        loyalty_log(LOYALTY_LOG_INFO, job, NULL, -1, -1,
+                    "retry: attempt %u", job->attempts + 1);
+    }
+
     if (loyalty_consumer_route(cs, job, 0) == 0) {
         loyalty_log(LOYALTY_LOG_DEBUG, job, NULL, -1, -1,
-                    "no flow for %.*s from %.*s: acked",
+                    "no flow (left) for %.*s from %.*s: done",
                     (int) job->ev.type.len, job->ev.type.data,
                     (int) job->ev.src.len, job->ev.src.data);
         job->pending = 1;
-        loyalty_consumer_done(job, 1);
+        loyalty_consumer_done(job, NULL, NULL);
         return;
     }
 
     loyalty_consumer_route(cs, job, 1);
+}
+
+
+/* "_done": the names of the destinations already served, space separated */
+
+static void
+loyalty_consumer_done_parse(loyalty_consumer_t *cs, loyalty_job_t *job,
+    const char *list)
+{
+    size_t                len;
+    unsigned              i;
+    const char           *p, *e;
+    loyalty_conf_t       *conf;
+
+    conf = cs->cycle->conf;
+
+    for (p = list; *p != '\0'; p = e) {
+        while (*p == ' ') {
+            p++;
+        }
+
+        for (e = p; *e != '\0' && *e != ' '; e++) { /* void */ }
+
+        len = (size_t) (e - p);
+
+        for (i = 0; len && i < conf->destinations_count; i++) {
+            if (strlen(conf->destinations[i].name) == len
+                && memcmp(conf->destinations[i].name, p, len) == 0)
+            {
+                job->done[i / 8] |= (uint8_t) (1 << (i % 8));
+            }
+        }
+    }
+}
+
+
+static int
+loyalty_consumer_is_done(loyalty_consumer_t *cs, loyalty_job_t *job,
+    loyalty_dest_conf_t *dest)
+{
+    unsigned  i;
+
+    i = (unsigned) (dest - cs->cycle->conf->destinations);
+
+    return (job->done[i / 8] >> (i % 8)) & 1;
 }
 
 
@@ -872,9 +1243,11 @@ loyalty_consumer_route(loyalty_consumer_t *cs, loyalty_job_t *job, int submit)
     for (i = 0; i < cs->cycle->conf->flows_count; i++) {
         f = &cs->cycle->conf->flows[i];
 
+        /* a retry goes only to the destinations that failed */
         if (!loyalty_list_has(f->stores, f->stores_count, &store)
             || !loyalty_list_has(f->from, f->from_count, &job->ev.src)
-            || !loyalty_list_has(f->on, f->on_count, &job->ev.type))
+            || !loyalty_list_has(f->on, f->on_count, &job->ev.type)
+            || loyalty_consumer_is_done(cs, job, f->dest))
         {
             continue;
         }
@@ -887,7 +1260,7 @@ loyalty_consumer_route(loyalty_consumer_t *cs, loyalty_job_t *job, int submit)
     }
 
     if (submit) {
-        loyalty_consumer_done(job, 1);
+        loyalty_consumer_done(job, NULL, NULL);
     }
 
     return n;
@@ -895,6 +1268,19 @@ loyalty_consumer_route(loyalty_consumer_t *cs, loyalty_job_t *job, int submit)
 
 
 /* an empty (absent) list matches everything */
+
+/* ms since the epoch, for the records (loyalty_now_ms is monotonic) */
+
+static uint64_t
+loyalty_wall_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 
 static int
 loyalty_list_has(char **list, unsigned n, const loyalty_str_t *s)
@@ -915,34 +1301,201 @@ loyalty_list_has(char **list, unsigned n, const loyalty_str_t *s)
 }
 
 
-/* one delivery of the job finished; the last one acks or leaves it */
+/* one delivery of the job finished (o == NULL: no delivery, no failure) */
 
 void
-loyalty_consumer_done(loyalty_job_t *job, int ok)
+loyalty_consumer_done(loyalty_job_t *job, loyalty_dest_conf_t *dest,
+    const loyalty_outcome_t *o)
 {
+    unsigned             i;
     loyalty_consumer_t  *cs;
 
     cs = &loyalty_consumer;
 
-    if (!ok) {
+    if (o == NULL) {
+        /* void */
+
+    } else if (o->ok) {
+        i = (unsigned) (dest - cs->cycle->conf->destinations);
+        job->done[i / 8] |= (uint8_t) (1 << (i % 8));
+
+    } else if (o->abandoned) {
+        job->abandoned = 1;
+
+    } else {
         job->failed++;
+
+        /* a permanent failure is what the dead letter reports */
+        if (!job->permanent || o->permanent) {
+            job->permanent |= o->permanent;
+            job->status = o->status;
+            job->fail_dest = dest ? dest->name : NULL;
+            snprintf(job->error, sizeof(job->error), "%s",
+                     o->error ? o->error : "failed");
+        }
+
+        if (o->retry_after_ms > job->retry_after_ms) {
+            job->retry_after_ms = o->retry_after_ms;
+        }
     }
 
     if (--job->pending > 0) {
         return;
     }
 
-    if (job->failed == 0) {
-        loyalty_consumer_ack(cs, job->store, job->entry_id);
-
-    } else {
-        loyalty_log(LOYALTY_LOG_WARN, job, NULL, -1, -1,
-                    "left pending for a retry after %u ms",
-                    cs->cycle->conf->claim_timeout_ms);
-    }
-
+    loyalty_consumer_finish(cs, job);
     loyalty_job_free(job);
     loyalty_consumer_read(cs);
+}
+
+
+/*
+ * Every delivery of the job is over: ack it (or end its retry), schedule
+ * the next attempt, or dead-letter it, each in one script.
+ */
+
+static void
+loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
+{
+    size_t               len;
+    unsigned             i, made;
+    uint64_t             delay, ceil;
+    loyalty_conf_t      *conf;
+    loyalty_store_t     *st;
+    const char          *args[12];
+    char                *done, *hash, *p;
+    char                 a[16], d[24], st_buf[16], at[24];
+
+    conf = cs->cycle->conf;
+    st = &cs->stores[job->store];
+
+    if (job->abandoned) {
+        loyalty_log(LOYALTY_LOG_INFO, job, NULL, -1, -1,
+                    "stopping: left %s for another worker",
+                    job->retry ? "in the retry set" : "pending");
+        return;
+    }
+
+    if (!cs->cmd_ready) {
+        loyalty_log(LOYALTY_LOG_WARN, job, NULL, -1, -1,
+                    "redis down: outcome not recorded, it will be "
+                    "delivered again");
+        return;
+    }
+
+    len = strlen(st->retry) + strlen(job->entry_id) + 2;
+    hash = malloc(len);
+
+    len = 1;
+    for (i = 0; i < conf->destinations_count; i++) {
+        len += strlen(conf->destinations[i].name) + 1;
+    }
+
+    done = malloc(len);
+
+    if (hash == NULL || done == NULL) {
+        free(hash);
+        free(done);
+        loyalty_log(LOYALTY_LOG_ERR, job, NULL, -1, -1,
+                    "out of memory: outcome not recorded");
+        return;
+    }
+
+    snprintf(hash, strlen(st->retry) + strlen(job->entry_id) + 2, "%s:%s",
+             st->retry, job->entry_id);
+
+    if (job->failed == 0) {
+        if (!job->retry) {
+            loyalty_consumer_ack(cs, job->store, job->entry_id);
+
+        } else {
+            args[0] = st->retry;
+            args[1] = hash;
+            args[2] = job->entry_id;
+            loyalty_consumer_script(cs, "retry done",
+                                    loyalty_retry_ok_script, 2, args, 3,
+                                    NULL, 0);
+        }
+
+        goto done;
+    }
+
+    made = job->attempts + 1;
+
+    if (job->permanent || made >= conf->max_attempts) {
+        snprintf(a, sizeof(a), "%u", made);
+        snprintf(st_buf, sizeof(st_buf), "%ld", job->status);
+        snprintf(at, sizeof(at), "%llu",
+                 (unsigned long long) loyalty_wall_ms());
+
+        loyalty_log(LOYALTY_LOG_WARN, job, job->fail_dest,
+                    job->status ? (int) job->status : -1, -1,
+                    "dead-lettered after %u attempt(s): %s", made,
+                    job->permanent ? "permanent failure"
+                                   : "attempts exhausted");
+
+        args[0] = job->permanent ? "permanent failure" : "attempts exhausted";
+        args[1] = job->error;
+        args[2] = st_buf;
+        args[3] = a;
+        args[4] = job->fail_dest ? job->fail_dest : "";
+        args[5] = at;
+        loyalty_consumer_dlq(cs, job->store, job->entry_id, job->retry,
+                             args[0], args, job->fv, job->nfv);
+        goto done;
+    }
+
+    /* exponential backoff, full jitter; a longer Retry-After wins */
+    ceil = conf->retry_base_ms;
+    for (i = 1; i < made && ceil < conf->retry_cap_ms; i++) {
+        ceil *= 2;
+    }
+
+    if (ceil > conf->retry_cap_ms) {
+        ceil = conf->retry_cap_ms;
+    }
+
+    delay = (uint64_t) random() % (ceil + 1);
+
+    if (job->retry_after_ms > delay) {
+        delay = job->retry_after_ms;
+    }
+
+    p = done;
+    *p = '\0';
+
+    for (i = 0; i < conf->destinations_count; i++) {
+        if ((job->done[i / 8] >> (i % 8)) & 1) {
+            p += sprintf(p, "%s%s", p == done ? "" : " ",
+                         conf->destinations[i].name);
+        }
+    }
+
+    snprintf(a, sizeof(a), "%u", made);
+    snprintf(d, sizeof(d), "%llu", (unsigned long long) delay);
+
+    loyalty_log(LOYALTY_LOG_WARN, job, job->fail_dest,
+                job->status ? (int) job->status : -1, -1,
+                "attempt %u failed: retry in %llu ms", made,
+                (unsigned long long) delay);
+
+    args[0] = st->key;
+    args[1] = st->retry;
+    args[2] = hash;
+    args[3] = LOYALTY_WORKER_GROUP;
+    args[4] = job->entry_id;
+    args[5] = job->retry ? "retry" : "in";
+    args[6] = d;
+    args[7] = a;
+    args[8] = done;
+    loyalty_consumer_script(cs, "retry", loyalty_retry_script, 3, args, 9,
+                            job->retry ? NULL : job->fv,
+                            job->retry ? 0 : job->nfv);
+
+done:
+
+    free(hash);
+    free(done);
 }
 
 
@@ -1008,6 +1561,12 @@ loyalty_consumer_cmd_done(redisAsyncContext *ac, void *r, void *privdata)
     if (reply->type == REDIS_REPLY_ERROR) {
         loyalty_log(LOYALTY_LOG_ERR, NULL, NULL, -1, -1, "%s: %s",
                     (char *) privdata, reply->str);
+
+    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0
+               && strcmp(privdata, "XTRIM") == 0)
+    {
+        loyalty_log(LOYALTY_LOG_DEBUG, NULL, NULL, -1, -1,
+                    "trimmed %lld finished entries", reply->integer);
     }
 
     if (cs->cycle->stopping) {
@@ -1016,58 +1575,43 @@ loyalty_consumer_cmd_done(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
-/*
- * XADD to loyalty:{S}:dlq and XACK in one script, so a crash between
- * them can neither lose the entry nor dead-letter it twice.  The dead
- * letter carries dlq_reason, dlq_entry, dlq_at, then the entry's own
- * fields unchanged (for a later `dlq replay`).
- */
+/* EVAL script nkeys args... fv... on the cmd connection */
 
-void
-loyalty_consumer_dead_letter(loyalty_cycle_t *cycle, unsigned store,
-    const char *entry_id, const loyalty_str_t *fv, size_t nfv,
-    const char *reason)
+static void
+loyalty_consumer_script(loyalty_consumer_t *cs, const char *what,
+    const char *script, int nkeys, const char **args, size_t nargs,
+    const loyalty_str_t *fv, size_t nfv)
 {
-    size_t               i, argc;
-    const char         **argv;
-    size_t              *lens;
-    loyalty_consumer_t  *cs;
-    char                 at[32];
-
-    cs = &loyalty_consumer;
+    size_t        i, argc;
+    size_t       *lens;
+    const char  **argv;
+    char          nk[8];
 
     if (!cs->cmd_ready) {
-        loyalty_log(LOYALTY_LOG_WARN, NULL, NULL, -1, -1,
-                    "redis down: %s %s not dead-lettered yet",
-                    cs->stores[store].key, entry_id);
         return;
     }
 
-    argv = malloc((nfv + 16) * sizeof(char *));
-    lens = malloc((nfv + 16) * sizeof(size_t));
+    argv = malloc((nargs + nfv + 4) * sizeof(char *));
+    lens = malloc((nargs + nfv + 4) * sizeof(size_t));
 
     if (argv == NULL || lens == NULL) {
         free(argv);
         free(lens);
+        loyalty_log(LOYALTY_LOG_ERR, NULL, NULL, -1, -1,
+                    "%s: out of memory", what);
         return;
     }
 
-    snprintf(at, sizeof(at), "%lld", (long long) time(NULL) * 1000);
+    snprintf(nk, sizeof(nk), "%d", nkeys);
 
     argc = 0;
     argv[argc++] = "EVAL";
-    argv[argc++] = loyalty_dlq_script;
-    argv[argc++] = "2";
-    argv[argc++] = cs->stores[store].key;
-    argv[argc++] = cs->stores[store].dlq;
-    argv[argc++] = LOYALTY_WORKER_GROUP;
-    argv[argc++] = entry_id;
-    argv[argc++] = "dlq_reason";
-    argv[argc++] = reason;
-    argv[argc++] = "dlq_entry";
-    argv[argc++] = entry_id;
-    argv[argc++] = "dlq_at";
-    argv[argc++] = at;
+    argv[argc++] = script;
+    argv[argc++] = nk;
+
+    for (i = 0; i < nargs; i++) {
+        argv[argc++] = args[i];
+    }
 
     for (i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
@@ -1078,10 +1622,8 @@ loyalty_consumer_dead_letter(loyalty_cycle_t *cycle, unsigned store,
         lens[argc++] = fv[i].len;
     }
 
-    (void) cycle;
-
     if (redisAsyncCommandArgv(cs->cmd, loyalty_consumer_cmd_done,
-                              "dead letter", (int) argc, argv, lens)
+                              (void *) what, (int) argc, argv, lens)
         == REDIS_OK)
     {
         cs->outstanding++;
@@ -1089,6 +1631,78 @@ loyalty_consumer_dead_letter(loyalty_cycle_t *cycle, unsigned store,
 
     free(argv);
     free(lens);
+}
+
+
+/*
+ * XADD to loyalty:{S}:dlq and the XACK (or the end of the retry) in one
+ * script, so a crash between them can neither lose the event nor
+ * dead-letter it twice.  The dead letter carries dlq_reason, dlq_entry,
+ * dlq_at, for a failed delivery error, status, attempts, dest, failed_at,
+ * then the envelope's own fields unchanged (for `dlq replay`).
+ * meta: reason, error, status, attempts, dest, failed_at (or NULL).
+ */
+
+static void
+loyalty_consumer_dlq(loyalty_consumer_t *cs, unsigned store,
+    const char *entry_id, int retry, const char *reason, const char **meta,
+    const loyalty_str_t *fv, size_t nfv)
+{
+    size_t            n, len;
+    loyalty_store_t  *st;
+    const char       *args[32];
+    char             *hash;
+    char              at[24];
+
+    st = &cs->stores[store];
+
+    if (!cs->cmd_ready) {
+        loyalty_log(LOYALTY_LOG_WARN, NULL, NULL, -1, -1,
+                    "redis down: %s %s not dead-lettered yet", st->key,
+                    entry_id);
+        return;
+    }
+
+    len = strlen(st->retry) + strlen(entry_id) + 2;
+    hash = malloc(len);
+    if (hash == NULL) {
+        return;
+    }
+
+    snprintf(hash, len, "%s:%s", st->retry, entry_id);
+    snprintf(at, sizeof(at), "%llu", (unsigned long long) loyalty_wall_ms());
+
+    n = 0;
+    args[n++] = st->key;
+    args[n++] = st->dlq;
+    args[n++] = st->retry;
+    args[n++] = hash;
+    args[n++] = LOYALTY_WORKER_GROUP;
+    args[n++] = entry_id;
+    args[n++] = retry ? "retry" : "in";
+    args[n++] = "dlq_reason";
+    args[n++] = reason;
+    args[n++] = "dlq_entry";
+    args[n++] = entry_id;
+    args[n++] = "dlq_at";
+    args[n++] = at;
+
+    if (meta != NULL) {
+        args[n++] = "error";
+        args[n++] = meta[1];
+        args[n++] = "status";
+        args[n++] = meta[2];
+        args[n++] = "attempts";
+        args[n++] = meta[3];
+        args[n++] = "dest";
+        args[n++] = meta[4];
+        args[n++] = "failed_at";
+        args[n++] = meta[5];
+    }
+
+    loyalty_consumer_script(cs, "dead letter", loyalty_dlq_script, 4, args,
+                            n, fv, nfv);
+    free(hash);
 }
 
 
@@ -1106,6 +1720,8 @@ loyalty_consumer_stop(loyalty_cycle_t *cycle)
     evtimer_del(cs->read_timer);
     evtimer_del(cs->claim_timer);
     evtimer_del(cs->reconnect_timer);
+    evtimer_del(cs->retry_timer);
+    evtimer_del(cs->trim_timer);
 
     rd = cs->rd;
     cs->rd = NULL;

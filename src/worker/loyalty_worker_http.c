@@ -255,13 +255,16 @@ loyalty_http_check(void)
 void
 loyalty_http_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest)
 {
+    loyalty_outcome_t    o;
     loyalty_delivery_t  *d, **q;
 
     d = calloc(1, sizeof(loyalty_delivery_t));
     if (d == NULL) {
         loyalty_log(LOYALTY_LOG_ERR, job, dest->name, -1, -1,
                     "out of memory");
-        loyalty_consumer_done(job, 0);
+        memset(&o, 0, sizeof(o));
+        o.error = "out of memory";
+        loyalty_consumer_done(job, dest, &o);
         return;
     }
 
@@ -292,17 +295,20 @@ loyalty_http_cancel_queued(void)
 {
     unsigned              i;
     loyalty_conf_t       *conf;
+    loyalty_outcome_t     o;
     loyalty_delivery_t   *d, *next;
     loyalty_dest_conf_t  *dest;
 
     conf = loyalty_cycle.conf;
+    memset(&o, 0, sizeof(o));
+    o.abandoned = 1;
 
     for (i = 0; i < conf->destinations_count; i++) {
         dest = &conf->destinations[i];
 
         for (d = dest->queue_head; d != NULL; d = next) {
             next = d->next;
-            loyalty_consumer_done(d->job, 0);
+            loyalty_consumer_done(d->job, dest, &o);
             free(d);
         }
 
@@ -335,6 +341,7 @@ static void
 loyalty_http_start(loyalty_delivery_t *d)
 {
     CURL                 *easy;
+    loyalty_outcome_t     o;
     loyalty_dest_conf_t  *dest;
 
     dest = d->dest;
@@ -390,7 +397,9 @@ failed:
 
     curl_slist_free_all(d->headers);
     free(d->body);
-    loyalty_consumer_done(d->job, 0);
+    memset(&o, 0, sizeof(o));
+    o.error = "cannot start the request";
+    loyalty_consumer_done(d->job, dest, &o);
     free(d);
 }
 
@@ -418,42 +427,67 @@ loyalty_http_write(char *p, size_t size, size_t n, void *arg)
 static void
 loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc)
 {
-    int                   ok;
     long                  status, latency;
+    curl_off_t            after;
+    loyalty_outcome_t     o;
     loyalty_dest_conf_t  *dest;
+    char                  error[160];
 
     dest = d->dest;
     status = 0;
+    after = 0;
     latency = (long) (loyalty_now_ms() - d->start_ms);
 
     curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+
+    /* seconds or an HTTP date, both turned into seconds by libcurl */
+    if (curl_easy_getinfo(d->easy, CURLINFO_RETRY_AFTER, &after) != CURLE_OK
+        || after < 0)
+    {
+        after = 0;
+    }
+
     curl_multi_remove_handle(loyalty_multi, d->easy);
     curl_easy_cleanup(d->easy);
 
     dest->inflight--;
     loyalty_http_running--;
 
-    ok = (rc == CURLE_OK && status >= 200 && status < 300);
+    memset(&o, 0, sizeof(o));
+    o.status = status;
+    o.error = error;
+    error[0] = '\0';
 
-    if (ok) {
+    if (rc == CURLE_OK && status >= 200 && status < 300) {
+        o.ok = 1;
         loyalty_log(LOYALTY_LOG_INFO, d->job, dest->name, (int) status,
                     latency, "delivered");
 
     } else if (rc != CURLE_OK) {
+        o.status = 0;
+        snprintf(error, sizeof(error), "%.150s",
+                 d->error[0] ? d->error : curl_easy_strerror(rc));
         loyalty_log(LOYALTY_LOG_WARN, d->job, dest->name, -1, latency,
-                    "delivery failed: %s",
-                    d->error[0] ? d->error : curl_easy_strerror(rc));
+                    "delivery failed: %s", error);
 
     } else {
+        /* 4xx is the event's fault, except timeouts, locks, rate limits */
+        o.permanent = (status >= 400 && status < 500 && status != 408
+                       && status != 423 && status != 425 && status != 429);
+        o.retry_after_ms = (uint64_t) (after > 86400 ? 86400 : after) * 1000;
+        snprintf(error, sizeof(error), "HTTP %ld: %.*s", status,
+                 (int) (d->snippet_len > 120 ? 120 : d->snippet_len),
+                 d->snippet);
         loyalty_log(LOYALTY_LOG_WARN, d->job, dest->name, (int) status,
-                    latency, "delivery refused: \"%.*s\"",
+                    latency, "delivery refused (%s): \"%.*s\"",
+                    o.permanent ? "permanent" : "transient",
                     (int) d->snippet_len, d->snippet);
     }
 
     curl_slist_free_all(d->headers);
     free(d->body);
 
-    loyalty_consumer_done(d->job, ok);
+    loyalty_consumer_done(d->job, dest, &o);
     free(d);
 
     if (loyalty_cycle.stopping) {

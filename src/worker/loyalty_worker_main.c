@@ -7,6 +7,7 @@
  *   loyalty-worker [-c FILE]      run
  *   loyalty-worker -t [-c FILE]   check the configuration and exit
  *   loyalty-worker -v             version
+ *   loyalty-worker [-c FILE] stats|dlq ...   operator commands (_cli.c)
  *
  * SIGTERM/SIGINT: stop reading, let the requests in flight finish within
  * shutdown_timeout_ms, ack them, exit 0.  Whatever was read but not
@@ -52,7 +53,7 @@ main(int argc, char **argv)
     test = 0;
     path = LOYALTY_DEFAULT_CONF;
 
-    while ((ch = getopt(argc, argv, "c:thv")) != -1) {
+    while ((ch = getopt(argc, argv, "+c:thv")) != -1) {
         switch (ch) {
         case 'c':
             path = optarg;
@@ -72,12 +73,23 @@ main(int argc, char **argv)
         }
     }
 
-    if (optind != argc) {
+    if (optind != argc && test) {
         loyalty_usage(stderr);
         return 2;
     }
 
     conf = loyalty_conf_load(path, err, sizeof(err));
+
+    if (optind != argc) {
+        if (conf == NULL) {
+            fprintf(stderr, "loyalty-worker: %s\n", err);
+            return 1;
+        }
+
+        ch = loyalty_cli(conf, argc - optind, argv + optind);
+        loyalty_conf_free(conf);
+        return ch;
+    }
 
     if (test) {
         if (conf == NULL) {
@@ -171,7 +183,13 @@ loyalty_usage(FILE *fp)
         "usage: loyalty-worker [-t] [-c FILE]\n"
         "  -c FILE   configuration (default " LOYALTY_DEFAULT_CONF ")\n"
         "  -t        check the configuration and exit\n"
-        "  -v        print the version and exit\n");
+        "  -v        print the version and exit\n"
+        "commands (see docs/worker.md):\n"
+        "  stats [--json]                   stream, pending, retry, dlq\n"
+        "  dlq list STORE [--count N]       dead letters, oldest first\n"
+        "  dlq show STORE ID                one dead letter as JSON\n"
+        "  dlq replay STORE ID|--all        back to the stream, once\n"
+        "  dlq purge STORE ID|--all         delete\n");
 }
 
 

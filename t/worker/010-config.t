@@ -38,6 +38,9 @@ flows:
     on: [order.paid, customer.updated]
     to: hooks
 claim_timeout_ms: 30000
+retry_base_ms: 500
+retry_cap_ms: 60000
+max_attempts: 8
 YAML
 
 sub check {
@@ -110,6 +113,17 @@ my @bad = (
       qr/redis "127\.0\.0\.1:99999": bad port/ ],
     [ 'bad log_level', sub { "$_[0]log_level: loud\n" },
       qr/log_level "loud"/ ],
+    [ 'retry_cap_ms below retry_base_ms',
+      sub { $_[0] =~ s/retry_cap_ms: 60000/retry_cap_ms: 100/r },
+      qr/retry_cap_ms \(100\) must be at least retry_base_ms \(500\)/ ],
+    [ 'max_attempts out of range',
+      sub { $_[0] =~ s/max_attempts: 8/max_attempts: 5000/r },
+      qr/max_attempts: 5000 is out of range \[1, 1000\]/ ],
+    [ 'trim_interval_ms out of range', sub { "$_[0]trim_interval_ms: 5\n" },
+      qr/trim_interval_ms: 5 is out of range \[100, 3600000\]/ ],
+    [ 'retry_interval_ms not a number',
+      sub { "$_[0]retry_interval_ms: soon\n" },
+      qr/Invalid .*'soon'.*retry_interval_ms/ ],
 );
 
 for my $b (@bad) {

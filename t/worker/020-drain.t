@@ -2,8 +2,8 @@
 
 # loyalty-worker drains loyalty:{S}:in of two stores into a webhook
 # receiver: every event arrives once, signed with Standard Webhooks, and
-# is acked; a non-2xx answer leaves the entry pending until it is claimed
-# again (same webhook-id); bad envelopes are dead-lettered and acked;
+# is acked; a 5xx answer sends the entry to the retry set, from which it
+# is delivered again (same webhook-id); bad envelopes are dead-lettered and acked;
 # SIGKILL + restart delivers everything at least once; SIGTERM lets the
 # requests in flight finish and exits 0.
 
@@ -134,22 +134,19 @@ ok wait_until(sub { my $c = count_ok(); !grep { !$c->{$_} } @live },
 ok wait_until(sub { pending_all() == 0 }, timeout => 5), '... and acked';
 
 
-# --- non-2xx: left pending, delivered again with the same webhook-id ---------
+# --- non-2xx: acked into the retry set, delivered again (same webhook-id) ---
 
-$rx->fail('evt_fail_1');
+$rx->script(evt_fail_1 => '500 500 204');
 xadd('eu', id => 'evt_fail_1');
-ok wait_until(sub { grep { $_ eq 'evt_fail_1' } @{ received_ids() } },
-              timeout => 10),
-    'a delivery answered 500';
-sleep 0.5;
-is pending('eu'), 1, '... leaves the entry pending (not acked)';
-ok $w->running, '... the worker runs on';
-$rx->fail();
 ok wait_until(sub { count_ok()->{evt_fail_1} }, timeout => 10),
-    '... it is delivered again after claim_timeout_ms, same webhook-id';
-ok wait_until(sub { pending('eu') == 0 }, timeout => 5), '... and acked';
-is scalar(grep { $_ eq 'evt_fail_1' } @{ received_ids() }), 2,
-    '... two attempts in all';
+    'a delivery answered 500 twice is delivered on the third attempt';
+ok wait_until(sub { pending('eu') == 0
+                    && $redis->cmd('ZCARD', 'loyalty:{eu}:retry') == 0 },
+              timeout => 5),
+    '... acked, and nothing is left in the retry set';
+is scalar(grep { $_ eq 'evt_fail_1' } @{ received_ids() }), 3,
+    '... three attempts in all, same webhook-id';
+ok $w->running, '... the worker runs on';
 
 
 # --- bad envelopes are dead-lettered and acked -----------------------------------

@@ -18,6 +18,10 @@ package Loyalty::Test::Worker;
 #   $rx->fail(@ids); $rx->status(503);       # answer 500 for those ids /
 #                                            # this status for all
 #   $rx->delay(0.1);                         # before each answer
+#   $rx->script(evt_1 => '503 503 200', evt_2 => '429/1 200');
+#       the n-th request for that id gets the n-th status (the last one
+#       repeats); "429/1" adds Retry-After: 1, "429/@2" an HTTP date 2 s
+#       ahead
 #   sw_verify($secret, $req)                 # Standard Webhooks check
 
 use strict;
@@ -98,7 +102,9 @@ sub write_config {
     }
 
     for my $k (qw(claim_timeout_ms claim_interval_ms block_ms batch
-                  shutdown_timeout_ms log_level))
+                  shutdown_timeout_ms retry_base_ms retry_cap_ms
+                  max_attempts retry_interval_ms trim_interval_ms
+                  log_level))
     {
         $y .= "$k: $o{$k}\n" if defined $o{$k};
     }
@@ -223,6 +229,21 @@ END {
         local ($@, $!, $?);
         $w->kill if $w->{pid} && $w->{owner} == $$;
     }
+
+    # a sanitizer report in any worker's log (make test-asan) fails the
+    # file: Test::More turns this exit status into a failure
+    if ($$ == $owner) {
+        for my $w (grep { defined } @instances) {
+            my $log = eval { $w->log } // '';
+            my @bad = grep { /ERROR: \w+Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/ }
+                      split /\n/, $log;
+            next unless @bad;
+            print STDERR "# sanitizer report in ", $w->log_file, ":\n",
+                map { "#   $_\n" } @bad[0 .. ($#bad < 9 ? $#bad : 9)];
+            $? = 255;
+        }
+    }
+
     if ($$ == $owner) {
         local ($@, $!, $?);
         if ($ENV{LOYALTY_TEST_KEEP}) {
@@ -319,6 +340,14 @@ sub status {
 }
 
 
+sub script {
+    my ($self, %s) = @_;
+    spew("$self->{dir}/script.tmp",
+         join('', map { "$_ $s{$_}\n" } sort keys %s));
+    rename "$self->{dir}/script.tmp", "$self->{dir}/script";
+}
+
+
 sub delay {
     my ($self, $sec) = @_;
     spew("$self->{dir}/delay.tmp", $sec // 0);
@@ -339,7 +368,7 @@ sub requests {
 sub _serve {
     my ($self, $listen) = @_;
     my $sel = IO::Select->new($listen);
-    my %buf;
+    my (%buf, %seen);
 
     open my $log, '>>', "$self->{dir}/requests.log" or die;
     binmode $log;
@@ -384,11 +413,26 @@ sub _serve {
                     split /\n/, slurp("$self->{dir}/fail");
                 $st = 500 if $fail{$id};
 
+                my $extra = '';
+                my %script = map { split / /, $_, 2 }
+                    split /\n/, slurp("$self->{dir}/script");
+                if (defined $script{$id}) {
+                    my @seq = split ' ', $script{$id};
+                    my $tok = $seq[ $seen{$id}++ ] // $seq[-1];
+                    my ($code, $ra) = split m{/}, $tok;
+                    $st = $code;
+                    if (defined $ra && $ra =~ /^@(\d+)$/) {
+                        $ra = POSIX::strftime('%a, %d %b %Y %H:%M:%S GMT',
+                                              gmtime(time + $1));
+                    }
+                    $extra = "Retry-After: $ra\r\n" if defined $ra;
+                }
+
                 my $delay = slurp("$self->{dir}/delay");
                 sleep $delay if $delay =~ /^[\d.]+$/ && $delay > 0;
 
                 my $rb = $st == 204 ? '' : "{\"status\":$st}";
-                my $resp = "HTTP/1.1 $st X\r\nContent-Length: "
+                my $resp = "HTTP/1.1 $st X\r\n${extra}Content-Length: "
                     . length($rb) . "\r\n\r\n$rb";
                 my $ok = syswrite $s, $resp;
 
