@@ -10,6 +10,8 @@
  *                              XACK, retries, dead letters, trimming
  *   loyalty_worker_http.c      libcurl multi socket API on the base,
  *                              the webhook destination (Standard Webhooks)
+ *   loyalty_worker_ratelimit.c shared GCRA rate limits and 429 pauses
+ *                              per destination (Lua, on the cmd connection)
  *   loyalty_worker_log.c       JSON log lines on stderr
  *   loyalty_worker_cli.c       stats, dlq list|show|replay|purge
  */
@@ -44,12 +46,20 @@ typedef struct {
     uint32_t              connect_timeout_ms;
     uint32_t              concurrency;
     uint32_t              tls_verify;          /* 0: default (on) */
+    double                rate;                /* requests/s, 0: no limit */
+    uint32_t              burst;               /* 0: default (1) */
 
     /* runtime, not from YAML */
     loyalty_hmac_key_t   *key;
     unsigned              inflight;
-    void                 *queue_head;          /* loyalty_job_t */
+    void                 *queue_head;          /* loyalty_delivery_t */
     void                 *queue_tail;
+    char                 *rl_key;              /* loyalty:rl:<name> */
+    char                 *rl_pause_key;        /* loyalty:rl:<name>:pause */
+    struct event         *rl_timer;            /* waiting for a token */
+    unsigned              rl_asking:1;         /* token script in flight */
+    char                  rl_interval[24];     /* emission interval, us */
+    char                  rl_tolerance[24];    /* burst x interval, us */
 } loyalty_dest_conf_t;
 
 
@@ -185,6 +195,12 @@ void loyalty_consumer_done(loyalty_job_t *job, loyalty_dest_conf_t *dest,
 void loyalty_consumer_close(loyalty_cycle_t *cycle);
 void loyalty_job_free(loyalty_job_t *job);
 
+/* EVAL on the cmd connection; handler(reply, data): reply is a
+ * redisReply, NULL when the connection went away; handler may be NULL */
+typedef void (*loyalty_reply_pt)(void *reply, void *data);
+int loyalty_consumer_eval(const char *what, const char *script, int nkeys,
+    const char **args, size_t nargs, loyalty_reply_pt handler, void *data);
+
 
 /* cli */
 
@@ -198,6 +214,17 @@ void loyalty_http_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest);
 unsigned loyalty_http_inflight(void);
 void loyalty_http_cancel_queued(void);
 void loyalty_http_cleanup(void);
+void loyalty_http_next(loyalty_dest_conf_t *dest);
+int loyalty_http_start_head(loyalty_dest_conf_t *dest);
+
+
+/* rate limits */
+
+int loyalty_rl_init(loyalty_cycle_t *cycle);
+void loyalty_rl_ask(loyalty_dest_conf_t *dest);
+void loyalty_rl_pause(loyalty_dest_conf_t *dest, uint64_t ms);
+void loyalty_rl_stop(loyalty_cycle_t *cycle);
+void loyalty_rl_cleanup(loyalty_cycle_t *cycle);
 
 
 #endif /* _LOYALTY_WORKER_H_INCLUDED_ */

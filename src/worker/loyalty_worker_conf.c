@@ -68,6 +68,10 @@ static const cyaml_schema_field_t  loyalty_conf_dest_fields[] = {
                      loyalty_dest_conf_t, connect_timeout_ms),
     CYAML_FIELD_UINT("concurrency", CYAML_FLAG_OPTIONAL,
                      loyalty_dest_conf_t, concurrency),
+    CYAML_FIELD_FLOAT("rate", CYAML_FLAG_OPTIONAL,
+                      loyalty_dest_conf_t, rate),
+    CYAML_FIELD_UINT("burst", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, burst),
     CYAML_FIELD_END
 };
 
@@ -424,6 +428,24 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
         return LOYALTY_ERROR;
     }
 
+    /* a full batch queued for one limited destination drains in
+     * batch / rate seconds; longer, and waiting entries get claimed */
+    for (i = 0; i < conf->destinations_count; i++) {
+        d = &conf->destinations[i];
+
+        if (d->rate > 0
+            && (double) conf->batch * 1000.0 / d->rate
+               >= (double) conf->claim_timeout_ms)
+        {
+            snprintf(err, len, "claim_timeout_ms (%u) must exceed batch / "
+                     "rate (%u / %g/s of destination \"%s\" = %.0f ms), or "
+                     "entries waiting for a token could be claimed by "
+                     "another worker", conf->claim_timeout_ms, conf->batch,
+                     d->rate, d->name, (double) conf->batch * 1000.0 / d->rate);
+            return LOYALTY_ERROR;
+        }
+    }
+
     for (i = 0; i < conf->flows_count; i++) {
         f = &conf->flows[i];
         f->dest = NULL;
@@ -523,6 +545,34 @@ loyalty_conf_dest_check(loyalty_dest_conf_t *d, char *err, size_t len)
 
     if (d->connect_timeout_ms > d->timeout_ms) {
         d->connect_timeout_ms = d->timeout_ms;
+    }
+
+    /* rate: requests per second shared by all workers, 0 = no limit */
+    if (!(d->rate >= 0 && d->rate <= 100000)) {
+        snprintf(err, len, "%srate: %g is out of range [0, 100000] "
+                 "(requests per second, 0: no limit)", where, d->rate);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->rate > 0 && d->rate < 0.001) {
+        snprintf(err, len, "%srate: %g is below 0.001 (one request in "
+                 "1000 s)", where, d->rate);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->rate == 0 && d->burst != 0) {
+        snprintf(err, len, "%sburst needs a rate", where);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->burst > 100000) {
+        snprintf(err, len, "%sburst: %u is out of range [1, 100000]", where,
+                 d->burst);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->rate > 0 && d->burst == 0) {
+        d->burst = 1;
     }
 
     if (strcmp(d->type, "webhook") != 0) {

@@ -1634,6 +1634,104 @@ loyalty_consumer_script(loyalty_consumer_t *cs, const char *what,
 }
 
 
+typedef struct {
+    loyalty_reply_pt      handler;
+    void                 *data;
+    const char           *what;
+} loyalty_eval_ctx_t;
+
+
+static void
+loyalty_consumer_eval_done(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply          *reply;
+    loyalty_eval_ctx_t   ctx;
+    loyalty_consumer_t  *cs;
+
+    (void) ac;
+
+    cs = &loyalty_consumer;
+    reply = r;
+    ctx = *(loyalty_eval_ctx_t *) privdata;
+    free(privdata);
+
+    /* NULL: the connection is gone (outstanding was reset with it) */
+    if (reply != NULL) {
+        cs->outstanding--;
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            loyalty_log(LOYALTY_LOG_ERR, NULL, NULL, -1, -1, "%s: %s",
+                        ctx.what, reply->str);
+        }
+    }
+
+    if (ctx.handler != NULL) {
+        ctx.handler(reply, ctx.data);
+    }
+
+    if (reply != NULL && cs->cycle->stopping) {
+        loyalty_consumer_close(cs->cycle);
+    }
+}
+
+
+/* EVAL script nkeys args... with a reply handler, on the cmd connection */
+
+int
+loyalty_consumer_eval(const char *what, const char *script, int nkeys,
+    const char **args, size_t nargs, loyalty_reply_pt handler, void *data)
+{
+    size_t               i, argc;
+    size_t               lens[16];
+    const char          *argv[16];
+    char                 nk[8];
+    loyalty_eval_ctx_t  *ctx;
+    loyalty_consumer_t  *cs;
+
+    cs = &loyalty_consumer;
+
+    if (!cs->cmd_ready || nargs + 3 > 16) {
+        return LOYALTY_ERROR;
+    }
+
+    ctx = malloc(sizeof(loyalty_eval_ctx_t));
+    if (ctx == NULL) {
+        return LOYALTY_ERROR;
+    }
+
+    ctx->handler = handler;
+    ctx->data = data;
+    ctx->what = what;
+
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+
+    argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = script;
+    argv[argc++] = nk;
+
+    for (i = 0; i < nargs; i++) {
+        argv[argc++] = args[i];
+    }
+
+    for (i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+
+    if (redisAsyncCommandArgv(cs->cmd, loyalty_consumer_eval_done, ctx,
+                              (int) argc, argv, lens)
+        != REDIS_OK)
+    {
+        free(ctx);
+        return LOYALTY_ERROR;
+    }
+
+    cs->outstanding++;
+
+    return LOYALTY_OK;
+}
+
+
 /*
  * XADD to loyalty:{S}:dlq and the XACK (or the end of the retry) in one
  * script, so a crash between them can neither lose the event nor

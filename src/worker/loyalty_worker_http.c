@@ -6,7 +6,9 @@
  * sockets to events, CURLMOPT_TIMERFUNCTION arms one timer, both call
  * curl_multi_socket_action).  Connections stay in the multi's cache
  * (keep-alive).  Each destination runs at most `concurrency` requests;
- * the rest wait in its queue, in order.
+ * the rest wait in its queue, in order.  A destination with a `rate`
+ * also needs a token from the shared limiter (loyalty_worker_ratelimit.c)
+ * for each request: the head of its queue starts when one is granted.
  *
  * The webhook destination POSTs the envelope as JSON, signed with
  * Standard Webhooks: webhook-id is the event id (receivers dedupe on
@@ -58,7 +60,6 @@ static void loyalty_http_timeout(evutil_socket_t fd, short what, void *arg);
 static void loyalty_http_check(void);
 static void loyalty_http_start(loyalty_delivery_t *d);
 static void loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc);
-static void loyalty_http_next(loyalty_dest_conf_t *dest);
 static int loyalty_http_body(loyalty_delivery_t *d);
 static int loyalty_http_sign(loyalty_delivery_t *d);
 static size_t loyalty_http_write(char *p, size_t size, size_t n, void *arg);
@@ -271,7 +272,7 @@ loyalty_http_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest)
     d->job = job;
     d->dest = dest;
 
-    if (dest->inflight < dest->concurrency) {
+    if (dest->rate <= 0 && dest->inflight < dest->concurrency) {
         loyalty_http_start(d);
         return;
     }
@@ -285,6 +286,10 @@ loyalty_http_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest)
     }
 
     dest->queue_tail = d;
+
+    if (dest->rate > 0) {
+        loyalty_http_next(dest);
+    }
 }
 
 
@@ -315,25 +320,56 @@ loyalty_http_cancel_queued(void)
         dest->queue_head = NULL;
         dest->queue_tail = NULL;
     }
+
+    loyalty_rl_stop(&loyalty_cycle);
 }
 
 
-static void
+/* a slot is free or a token came: start what may start */
+
+void
 loyalty_http_next(loyalty_dest_conf_t *dest)
+{
+    if (loyalty_cycle.stopping) {
+        return;
+    }
+
+    if (dest->rate > 0) {
+        /* one token at a time, asked only when it can be used at once */
+        if (dest->inflight < dest->concurrency && dest->queue_head != NULL) {
+            loyalty_rl_ask(dest);
+        }
+
+        return;
+    }
+
+    while (dest->inflight < dest->concurrency && dest->queue_head != NULL) {
+        (void) loyalty_http_start_head(dest);
+    }
+}
+
+
+int
+loyalty_http_start_head(loyalty_dest_conf_t *dest)
 {
     loyalty_delivery_t  *d;
 
-    while (dest->inflight < dest->concurrency && dest->queue_head != NULL) {
-        d = dest->queue_head;
-        dest->queue_head = d->next;
+    d = dest->queue_head;
 
-        if (dest->queue_head == NULL) {
-            dest->queue_tail = NULL;
-        }
-
-        d->next = NULL;
-        loyalty_http_start(d);
+    if (d == NULL || dest->inflight >= dest->concurrency) {
+        return LOYALTY_DECLINED;
     }
+
+    dest->queue_head = d->next;
+
+    if (dest->queue_head == NULL) {
+        dest->queue_tail = NULL;
+    }
+
+    d->next = NULL;
+    loyalty_http_start(d);
+
+    return LOYALTY_OK;
 }
 
 
@@ -449,6 +485,12 @@ loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc)
 
     curl_multi_remove_handle(loyalty_multi, d->easy);
     curl_easy_cleanup(d->easy);
+
+    /* every worker stops sending to dest for Retry-After (or 1 s) */
+    if (rc == CURLE_OK && status == 429 && dest->rate > 0) {
+        loyalty_rl_pause(dest, (uint64_t) (after > 3600 ? 3600 : after)
+                               * 1000);
+    }
 
     dest->inflight--;
     loyalty_http_running--;

@@ -149,6 +149,7 @@ main(int argc, char **argv)
     }
 
     if (loyalty_http_init(cycle) != LOYALTY_OK
+        || loyalty_rl_init(cycle) != LOYALTY_OK
         || loyalty_consumer_init(cycle) != LOYALTY_OK)
     {
         loyalty_log(LOYALTY_LOG_ERR, NULL, NULL, -1, -1,
@@ -170,6 +171,7 @@ main(int argc, char **argv)
     event_free(sigint);
     event_free(loyalty_deadline_ev);
     loyalty_http_cleanup();
+    loyalty_rl_cleanup(cycle);
     loyalty_conf_free(conf);
 
     return 0;

@@ -72,6 +72,16 @@ flows:
 YAML
 is $rc, 0, 'a minimal configuration (defaults for the rest) passes';
 
+# rate limits: fractional rates, burst defaults to 1
+for my $rl ("rate: 20\n    burst: 5", "rate: 0.5\n    burst: 3", "rate: 0",
+            "rate: 2.5") {
+    my $y = $good =~ s/concurrency: 8/concurrency: 8\n    $rl/r;
+    $y =~ s/claim_timeout_ms: 30000/claim_timeout_ms: 200000/;
+    ($rc, $out) = check($y);
+    (my $what = $rl) =~ s/\n\s*/, /;
+    is $rc, 0, "destination with $what passes" or diag $out;
+}
+
 # [ description, transformation of $good, expected message ]
 my @bad = (
     [ 'unknown key', sub { "bogus: 1\n$_[0]" },
@@ -121,6 +131,17 @@ my @bad = (
       qr/max_attempts: 5000 is out of range \[1, 1000\]/ ],
     [ 'trim_interval_ms out of range', sub { "$_[0]trim_interval_ms: 5\n" },
       qr/trim_interval_ms: 5 is out of range \[100, 3600000\]/ ],
+    [ 'negative rate', sub { $_[0] =~ s/concurrency: 8/concurrency: 8\n    rate: -1/r },
+      qr/destination "hooks": rate: -1 is out of range \[0, 100000\]/ ],
+    [ 'rate not a number', sub { $_[0] =~ s/concurrency: 8/concurrency: 8\n    rate: fast/r },
+      qr/:10: Invalid FLOAT value: fast; in mapping field 'rate'/ ],
+    [ 'burst without rate', sub { $_[0] =~ s/concurrency: 8/concurrency: 8\n    burst: 5/r },
+      qr/destination "hooks": burst needs a rate/ ],
+    [ 'burst out of range', sub { $_[0] =~ s/concurrency: 8/concurrency: 8\n    rate: 5\n    burst: 200000/r },
+      qr/destination "hooks": burst: 200000 is out of range/ ],
+    [ 'claim_timeout_ms below batch / rate',
+      sub { $_[0] =~ s/concurrency: 8/concurrency: 8\n    rate: 0.5/r },
+      qr/claim_timeout_ms \(30000\) must exceed batch \/ rate \(64 \/ 0\.5\/s of destination "hooks" = 128000 ms\)/ ],
     [ 'retry_interval_ms not a number',
       sub { "$_[0]retry_interval_ms: soon\n" },
       qr/Invalid .*'soon'.*retry_interval_ms/ ],

@@ -88,7 +88,7 @@ sub write_config {
         $y .= "    type: " . ($d->{type} // 'webhook') . "\n";
         $y .= "    url: $d->{url}\n";
         $y .= "    secret_file: $sf\n";
-        for my $k (qw(timeout_ms connect_timeout_ms concurrency)) {
+        for my $k (qw(timeout_ms connect_timeout_ms concurrency rate burst)) {
             $y .= "    $k: $d->{$k}\n" if defined $d->{$k};
         }
     }
