@@ -33,39 +33,13 @@
     }
 
 
-static void conf_make(loyalty_provider_conf_t *conf, const char *name,
-    const char *secret);
 static size_t sign_b64(const char *key, const u_char *body, size_t len,
     char *out);
-static void check_event(loyalty_event_t *ev);
-static void run_normalize(const loyalty_provider_conf_t *conf,
-    const loyalty_request_t *req, size_t fail_at);
 static size_t hex_of(const char *b64, size_t len, char *out);
 
 
 static lt_arena_t       arena;
 static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
-
-
-static void
-conf_make(loyalty_provider_conf_t *conf, const char *name, const char *secret)
-{
-    loyalty_err_t  err;
-    loyalty_str_t  s;
-
-    loyalty_provider_conf_init(conf);
-    loyalty_provider_conf_set(conf,
-        loyalty_provider_find((const u_char *) name, strlen(name)));
-
-    s.data = (const u_char *) secret;
-    s.len = strlen(secret);
-
-    if (conf->provider == NULL
-        || loyalty_provider_add_secret(conf, &s, &err) != LOYALTY_OK)
-    {
-        abort();
-    }
-}
 
 
 static size_t
@@ -81,57 +55,6 @@ sign_b64(const char *key, const u_char *body, size_t len, char *out)
     }
 
     return (size_t) EVP_EncodeBlock((u_char *) out, mac, (int) mlen);
-}
-
-
-/* the invariants the module and the worker rely on */
-
-static void
-check_event(loyalty_event_t *ev)
-{
-    lt_fuzz_event(ev, "smile", (int64_t) NOW * 1000 + 7, &alloc);
-}
-
-
-/*
- * After verify succeeded: normalize, with one allocation failing when
- * fail_at is not 0, and check what comes out.
- */
-
-static void
-run_normalize(const loyalty_provider_conf_t *conf,
-    const loyalty_request_t *req, size_t fail_at)
-{
-    int              rc;
-    size_t           i;
-    loyalty_err_t    err;
-    loyalty_batch_t  batch;
-
-    memset(&err, 0, sizeof(err));
-    memset(&batch, 0, sizeof(batch));
-
-    arena.fail_at = fail_at;
-
-    rc = conf->provider->normalize(conf, req, &alloc, &batch, &err);
-
-    check(memchr(err.msg, '\0', sizeof(err.msg)) != NULL);
-
-    if (rc == LOYALTY_OK) {
-        check(batch.nevents <= 1);
-        check(batch.nevents == 0 || batch.events != NULL);
-        arena.fail_at = 0;
-
-        for (i = 0; i < batch.nevents; i++) {
-            check_event(&batch.events[i]);
-        }
-
-    } else if (rc == LOYALTY_DECLINED) {
-        check(err.code == LOYALTY_ERR_JSON || err.code == LOYALTY_ERR_INPUT);
-
-    } else {
-        check(rc == LOYALTY_ERROR && err.code == LOYALTY_ERR_NOMEM);
-        check(fail_at != 0);
-    }
 }
 
 
@@ -173,13 +96,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static loyalty_provider_conf_t  dconf, hconf, iconf;
 
     if (!ready) {
-        conf_make(&dconf, "smile", SECRET);
+        lt_fuzz_conf(&dconf, "smile", SECRET);
 
-        conf_make(&hconf, "smile", SECRET);
+        lt_fuzz_conf(&hconf, "smile", SECRET);
         hconf.signature_header = "X-Smile-Signature";
         hconf.encoding = LOYALTY_ENC_HEX;
 
-        conf_make(&iconf, "smile", SECRET);
+        lt_fuzz_conf(&iconf, "smile", SECRET);
         iconf.id_header = "X-Smile-Webhook-Id";
 
         ready = 1;
@@ -230,7 +153,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check((sum / 3) % 8 == 0 || rc == LOYALTY_OK);
 
     if (rc == LOYALTY_OK) {
-        run_normalize(conf, &req, (sum / 96) % 4 == 3 ? sum % 16 + 1 : 0);
+        lt_fuzz_normalize(conf, &req, &arena, &alloc,
+                          (sum / 96) % 4 == 3 ? sum % 16 + 1 : 0,
+                          (int64_t) NOW * 1000 + 7);
     }
 
     lt_arena_free(&arena);

@@ -29,87 +29,10 @@
     }
 
 
-static void conf_make(loyalty_provider_conf_t *conf, const char *name,
-    const char *secret);
-static void check_event(loyalty_event_t *ev);
-static void run_normalize(const loyalty_provider_conf_t *conf,
-    const loyalty_request_t *req, size_t fail_at);
 
 
 static lt_arena_t       arena;
 static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
-
-
-static void
-conf_make(loyalty_provider_conf_t *conf, const char *name, const char *secret)
-{
-    loyalty_err_t  err;
-    loyalty_str_t  s;
-
-    loyalty_provider_conf_init(conf);
-    loyalty_provider_conf_set(conf,
-        loyalty_provider_find((const u_char *) name, strlen(name)));
-
-    s.data = (const u_char *) secret;
-    s.len = strlen(secret);
-
-    if (conf->provider == NULL
-        || loyalty_provider_add_secret(conf, &s, &err) != LOYALTY_OK)
-    {
-        abort();
-    }
-}
-
-
-/* the invariants the module and the worker rely on */
-
-static void
-check_event(loyalty_event_t *ev)
-{
-    lt_fuzz_event(ev, "yotpo", (int64_t) NOW * 1000 + 7, &alloc);
-}
-
-
-/*
- * After verify succeeded: normalize, with one allocation failing when
- * fail_at is not 0, and check what comes out.
- */
-
-static void
-run_normalize(const loyalty_provider_conf_t *conf,
-    const loyalty_request_t *req, size_t fail_at)
-{
-    int              rc;
-    size_t           i;
-    loyalty_err_t    err;
-    loyalty_batch_t  batch;
-
-    memset(&err, 0, sizeof(err));
-    memset(&batch, 0, sizeof(batch));
-
-    arena.fail_at = fail_at;
-
-    rc = conf->provider->normalize(conf, req, &alloc, &batch, &err);
-
-    check(memchr(err.msg, '\0', sizeof(err.msg)) != NULL);
-
-    if (rc == LOYALTY_OK) {
-        check(batch.nevents <= 1);
-        check(batch.nevents == 0 || batch.events != NULL);
-        arena.fail_at = 0;
-
-        for (i = 0; i < batch.nevents; i++) {
-            check_event(&batch.events[i]);
-        }
-
-    } else if (rc == LOYALTY_DECLINED) {
-        check(err.code == LOYALTY_ERR_JSON || err.code == LOYALTY_ERR_INPUT);
-
-    } else {
-        check(rc == LOYALTY_ERROR && err.code == LOYALTY_ERR_NOMEM);
-        check(fail_at != 0);
-    }
-}
 
 
 #define TOKEN   "yotpo-webhook-token"
@@ -130,8 +53,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static loyalty_provider_conf_t  kconf, aconf;
 
     if (!ready) {
-        conf_make(&kconf, "yotpo", TOKEN);
-        conf_make(&aconf, "yotpo", "old-token");
+        lt_fuzz_conf(&kconf, "yotpo", TOKEN);
+        lt_fuzz_conf(&aconf, "yotpo", "old-token");
 
         if (loyalty_provider_add_secret(&aconf,
                 &(loyalty_str_t) loyalty_string(TOKEN), &err) != LOYALTY_OK)
@@ -196,7 +119,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(v != 1 || rc == LOYALTY_DECLINED);
 
     if (rc == LOYALTY_OK) {
-        run_normalize(conf, &req, (sum / 30) % 4 == 3 ? sum % 20 + 1 : 0);
+        lt_fuzz_normalize(conf, &req, &arena, &alloc,
+                          (sum / 30) % 4 == 3 ? sum % 20 + 1 : 0,
+                          (int64_t) NOW * 1000 + 7);
     }
 
     lt_arena_free(&arena);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "loyalty_provider.h"
+#include "loyalty_test.h"
 
 
 #define lt_fuzz_check(cond)                                                  \
@@ -119,6 +120,75 @@ lt_fuzz_event(loyalty_event_t *ev, const char *src, int64_t received,
     lt_fuzz_check(back.received == ev->received);
     lt_fuzz_check(back.id.len == ev->id.len
                   && back.data.len == ev->data.len);
+}
+
+
+/* conf for the named sender with one secret; aborts on any failure */
+
+static inline void
+lt_fuzz_conf(loyalty_provider_conf_t *conf, const char *name,
+    const char *secret)
+{
+    loyalty_err_t  err;
+    loyalty_str_t  s;
+
+    loyalty_provider_conf_init(conf);
+    loyalty_provider_conf_set(conf,
+        loyalty_provider_find((const u_char *) name, strlen(name)));
+
+    s = lt_str(secret);
+
+    if (conf->provider == NULL
+        || loyalty_provider_add_secret(conf, &s, &err) != LOYALTY_OK)
+    {
+        abort();
+    }
+}
+
+
+/*
+ * normalize of a verified request, with allocation fail_at of the arena
+ * failing when it is not 0, and every event checked; a single-event
+ * sender's batch holds at most one
+ */
+
+static inline void
+lt_fuzz_normalize(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, lt_arena_t *arena,
+    const loyalty_alloc_t *alloc, size_t fail_at, int64_t received)
+{
+    int              rc;
+    size_t           i;
+    loyalty_err_t    err;
+    loyalty_batch_t  batch;
+
+    memset(&err, 0, sizeof(err));
+    memset(&batch, 0, sizeof(batch));
+
+    arena->fail_at = fail_at;
+
+    rc = conf->provider->normalize(conf, req, alloc, &batch, &err);
+
+    lt_fuzz_check(memchr(err.msg, '\0', sizeof(err.msg)) != NULL);
+
+    if (rc == LOYALTY_OK) {
+        lt_fuzz_check(batch.nevents <= 1);
+        lt_fuzz_check(batch.nevents == 0 || batch.events != NULL);
+        arena->fail_at = 0;
+
+        for (i = 0; i < batch.nevents; i++) {
+            lt_fuzz_event(&batch.events[i], conf->provider->name, received,
+                          alloc);
+        }
+
+    } else if (rc == LOYALTY_DECLINED) {
+        lt_fuzz_check(err.code == LOYALTY_ERR_JSON
+                      || err.code == LOYALTY_ERR_INPUT);
+
+    } else {
+        lt_fuzz_check(rc == LOYALTY_ERROR && err.code == LOYALTY_ERR_NOMEM);
+        lt_fuzz_check(fail_at != 0);
+    }
 }
 
 

@@ -255,6 +255,40 @@ lt_header_add(lt_headers_t *h, lt_arena_t *a, const char *name,
 }
 
 
+/*
+ * conf for the named sender with the secrets of args (NULL-terminated);
+ * exits when the sender is unknown or a secret is refused
+ */
+
+static inline void
+lt_conf_va(loyalty_provider_conf_t *conf, const char *sender, va_list args)
+{
+    const char     *s;
+    loyalty_err_t   err;
+    loyalty_str_t   secret;
+
+    loyalty_provider_conf_init(conf);
+
+    if (loyalty_provider_find((const u_char *) sender, strlen(sender))
+        == NULL)
+    {
+        fprintf(stderr, "lt_conf_va: no sender %s\n", sender);
+        exit(2);
+    }
+
+    loyalty_provider_conf_set(conf,
+        loyalty_provider_find((const u_char *) sender, strlen(sender)));
+
+    while ((s = va_arg(args, const char *)) != NULL) {
+        secret = lt_str(s);
+        if (loyalty_provider_add_secret(conf, &secret, &err) != LOYALTY_OK) {
+            fprintf(stderr, "lt_conf_va: add_secret: %s\n", err.msg);
+            exit(2);
+        }
+    }
+}
+
+
 /* a request over body and the headers h, at the given time */
 
 static inline void
@@ -269,6 +303,59 @@ lt_request(loyalty_request_t *req, lt_headers_t *h, const u_char *body,
     req->now_ms = now_ms;
     req->header = lt_header;
     req->data = h;
+}
+
+
+/*
+ * verify of body with one header (none when header is NULL) at now;
+ * the request's copies are freed again
+ */
+
+static inline int
+lt_verify(loyalty_provider_conf_t *conf, lt_arena_t *a, const char *header,
+    const char *value, const char *body, time_t now, loyalty_err_t *err)
+{
+    int                 rc;
+    lt_headers_t        h;
+    loyalty_request_t   req;
+
+    memset(&h, 0, sizeof(lt_headers_t));
+
+    if (header != NULL) {
+        lt_header_add(&h, a, header, value);
+    }
+
+    lt_request(&req, &h, lt_arena_dup(a, body, strlen(body)), strlen(body),
+               now, (int64_t) now * 1000);
+
+    err->code = 0;
+    err->msg[0] = '\0';
+
+    rc = conf->provider->verify(conf, &req, err);
+
+    lt_arena_free(a);
+
+    return rc;
+}
+
+
+/* normalize of body with the headers h at now, into a's memory */
+
+static inline int
+lt_normalize(loyalty_provider_conf_t *conf, lt_arena_t *a,
+    const loyalty_alloc_t *alloc, lt_headers_t *h, const char *body,
+    time_t now, loyalty_batch_t *batch, loyalty_err_t *err)
+{
+    loyalty_request_t  req;
+
+    lt_request(&req, h, lt_arena_dup(a, body, strlen(body)), strlen(body),
+               now, (int64_t) now * 1000 + 7);
+
+    memset(batch, 0, sizeof(loyalty_batch_t));
+    err->code = 0;
+    err->msg[0] = '\0';
+
+    return conf->provider->normalize(conf, &req, alloc, batch, err);
 }
 
 

@@ -42,7 +42,6 @@
     "\"updated_at\":\"2024-11-24T10:58:30+01:00\"}}}"
 
 
-static const u_char *copy(const char *s, size_t len);
 static void hdr_add(lt_headers_t *h, const char *name, const char *value);
 static void sign(const char *key, const char *body, char *out);
 static void conf_make(loyalty_provider_conf_t *conf, ...);
@@ -58,13 +57,6 @@ static void test_nomem(void);
 
 static lt_arena_t       arena;
 static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
-
-
-static const u_char *
-copy(const char *s, size_t len)
-{
-    return lt_arena_dup(&arena, s, len);
-}
 
 
 static void
@@ -91,25 +83,10 @@ sign(const char *key, const char *body, char *out)
 static void
 conf_make(loyalty_provider_conf_t *conf, ...)
 {
-    va_list         args;
-    const char     *s;
-    loyalty_err_t   err;
-    loyalty_str_t   secret;
-
-    loyalty_provider_conf_init(conf);
-    loyalty_provider_conf_set(conf,
-        loyalty_provider_find((const u_char *) "smile", 5));
+    va_list  args;
 
     va_start(args, conf);
-
-    while ((s = va_arg(args, const char *)) != NULL) {
-        secret = lt_str(s);
-        if (loyalty_provider_add_secret(conf, &secret, &err) != LOYALTY_OK) {
-            diag("add_secret: %s", err.msg);
-            exit(2);
-        }
-    }
-
+    lt_conf_va(conf, "smile", args);
     va_end(args);
 }
 
@@ -118,27 +95,7 @@ static int
 run_verify(loyalty_provider_conf_t *conf, const char *header,
     const char *sig, const char *body, loyalty_err_t *err)
 {
-    int                 rc;
-    lt_headers_t        h;
-    loyalty_request_t   req;
-
-    memset(&h, 0, sizeof(lt_headers_t));
-
-    if (header != NULL) {
-        hdr_add(&h, header, sig);
-    }
-
-    lt_request(&req, &h, copy(body, strlen(body)), strlen(body), NOW,
-               (int64_t) NOW * 1000);
-
-    err->code = 0;
-    err->msg[0] = '\0';
-
-    rc = conf->provider->verify(conf, &req, err);
-
-    lt_arena_free(&arena);
-
-    return rc;
+    return lt_verify(conf, &arena, header, sig, body, NOW, err);
 }
 
 
@@ -146,16 +103,7 @@ static int
 run_normalize(loyalty_provider_conf_t *conf, lt_headers_t *h,
     const char *body, loyalty_batch_t *batch, loyalty_err_t *err)
 {
-    loyalty_request_t   req;
-
-    lt_request(&req, h, copy(body, strlen(body)), strlen(body), NOW,
-               (int64_t) NOW * 1000 + 7);
-
-    memset(batch, 0, sizeof(loyalty_batch_t));
-    err->code = 0;
-    err->msg[0] = '\0';
-
-    return conf->provider->normalize(conf, &req, &alloc, batch, err);
+    return lt_normalize(conf, &arena, &alloc, h, body, NOW, batch, err);
 }
 
 
