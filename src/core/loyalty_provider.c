@@ -436,22 +436,29 @@ loyalty_provider_digest(const loyalty_str_t *parts, size_t nparts,
     unsigned int   len;
     EVP_MD_CTX    *ctx;
 
-    ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
-        return LOYALTY_ERROR;
+    if (nparts == 1) {
+        /* the common case (a body) needs no context allocation */
+        rc = EVP_Digest(parts[0].data, parts[0].len, md, &len, EVP_sha256(),
+                        NULL);
+
+    } else {
+        ctx = EVP_MD_CTX_new();
+        if (ctx == NULL) {
+            return LOYALTY_ERROR;
+        }
+
+        rc = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+
+        for (i = 0; i < nparts && rc == 1; i++) {
+            rc = EVP_DigestUpdate(ctx, parts[i].data, parts[i].len);
+        }
+
+        if (rc == 1) {
+            rc = EVP_DigestFinal_ex(ctx, md, &len);
+        }
+
+        EVP_MD_CTX_free(ctx);
     }
-
-    rc = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-
-    for (i = 0; i < nparts && rc == 1; i++) {
-        rc = EVP_DigestUpdate(ctx, parts[i].data, parts[i].len);
-    }
-
-    if (rc == 1) {
-        rc = EVP_DigestFinal_ex(ctx, md, &len);
-    }
-
-    EVP_MD_CTX_free(ctx);
 
     if (rc != 1) {
         return LOYALTY_ERROR;
@@ -484,24 +491,36 @@ int
 loyalty_provider_body_digest(const loyalty_request_t *req,
     const loyalty_alloc_t *a, loyalty_str_t *out)
 {
-    u_char        *p;
-    u_char         md[EVP_MAX_MD_SIZE];
-    unsigned int   len;
+    return loyalty_provider_digest(&req->body, 1, a, out);
+}
 
-    if (EVP_Digest(req->body.data, req->body.len, md, &len, EVP_sha256(),
-                   NULL)
-        != 1)
+
+/*
+ * The event id of a sender without one of its own: the configured id
+ * header (loyalty_id_header), or else the body's SHA-256.
+ */
+
+int
+loyalty_provider_delivery_id(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const loyalty_alloc_t *a,
+    loyalty_str_t *id, loyalty_err_t *err)
+{
+    if (conf->id_header == NULL) {
+        if (loyalty_provider_digest(&req->body, 1, a, id) != LOYALTY_OK) {
+            loyalty_err_set(err, LOYALTY_ERR_NOMEM, "out of memory");
+            return LOYALTY_ERROR;
+        }
+
+        return LOYALTY_OK;
+    }
+
+    if (req->header(req, conf->id_header, id) != LOYALTY_OK
+        || !loyalty_event_id_valid(id->data, id->len))
     {
-        return LOYALTY_ERROR;
+        loyalty_err_set(err, LOYALTY_ERR_INPUT, "missing or invalid %s",
+                        conf->id_header);
+        return LOYALTY_DECLINED;
     }
-
-    p = a->alloc(a->ctx, 2 * len + 1);
-    if (p == NULL) {
-        return LOYALTY_ERROR;
-    }
-
-    out->len = loyalty_hex_encode(p, md, len);
-    out->data = p;
 
     return LOYALTY_OK;
 }

@@ -153,6 +153,10 @@ int loyalty_provider_digest(const loyalty_str_t *parts, size_t nparts,
     const loyalty_alloc_t *a, loyalty_str_t *out);
 int loyalty_provider_body_digest(const loyalty_request_t *req,
     const loyalty_alloc_t *a, loyalty_str_t *out);
+/* loyalty_id_header's value, or else the body's SHA-256 */
+int loyalty_provider_delivery_id(const loyalty_provider_conf_t *conf,
+    const loyalty_request_t *req, const loyalty_alloc_t *a,
+    loyalty_str_t *id, loyalty_err_t *err);
 int loyalty_provider_time(time_t t, const loyalty_alloc_t *a,
     loyalty_str_t *out);
 int loyalty_provider_identity(const loyalty_provider_conf_t *conf,

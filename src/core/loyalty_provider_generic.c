@@ -58,7 +58,7 @@ loyalty_generic_normalize(const loyalty_provider_conf_t *conf,
     const loyalty_request_t *req, const loyalty_alloc_t *a,
     loyalty_batch_t *out, loyalty_err_t *err)
 {
-    loyalty_str_t     id;
+    int               rc;
     loyalty_event_t  *ev;
 
     static const char  *topic_keys[] = { "type", "topic", "event", NULL };
@@ -72,20 +72,9 @@ loyalty_generic_normalize(const loyalty_provider_conf_t *conf,
         return LOYALTY_ERROR;
     }
 
-    if (conf->id_header != NULL) {
-        if (req->header(req, conf->id_header, &id) != LOYALTY_OK
-            || !loyalty_event_id_valid(id.data, id.len))
-        {
-            loyalty_err_set(err, LOYALTY_ERR_INPUT, "missing or invalid %s",
-                            conf->id_header);
-            return LOYALTY_DECLINED;
-        }
-
-        ev->id = id;
-
-    } else if (loyalty_provider_body_digest(req, a, &ev->id) != LOYALTY_OK) {
-        loyalty_err_set(err, LOYALTY_ERR_NOMEM, "digest failed");
-        return LOYALTY_ERROR;
+    rc = loyalty_provider_delivery_id(conf, req, a, &ev->id, err);
+    if (rc != LOYALTY_OK) {
+        return rc;
     }
 
     return loyalty_provider_json_event(conf, req, a, ev, topic_keys, time_keys,

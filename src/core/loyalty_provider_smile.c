@@ -216,17 +216,9 @@ loyalty_smile_normalize(const loyalty_provider_conf_t *conf,
         return LOYALTY_OK;
     }
 
-    if (conf->id_header != NULL) {
-        if (req->header(req, conf->id_header, &id) != LOYALTY_OK
-            || !loyalty_event_id_valid(id.data, id.len))
-        {
-            loyalty_err_set(err, LOYALTY_ERR_INPUT, "missing or invalid %s",
-                            conf->id_header);
-            return LOYALTY_DECLINED;
-        }
-
-    } else if (loyalty_provider_body_digest(req, a, &id) != LOYALTY_OK) {
-        goto nomem;
+    rc = loyalty_provider_delivery_id(conf, req, a, &id, err);
+    if (rc != LOYALTY_OK) {
+        return rc;
     }
 
     ev = loyalty_provider_event(req, a, "smile", out);
