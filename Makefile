@@ -20,7 +20,7 @@ DEPS_PKGS := gcc make perl nginx nginx-dev redis-server \
     libpcre2-dev zlib1g-dev libevent-dev libcurl4-openssl-dev \
     libyaml-dev libcyaml-dev wrk procps \
     libnginx-mod-http-lua lua-nginx-redis lua-nginx-string lua-cjson \
-    clang libclang-rt-14-dev
+    clang libclang-rt-14-dev nodejs
 
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
@@ -50,7 +50,7 @@ WORKER_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc/core \
 WORKER_LIBS := -lhiredis -levent -lcurl -lcyaml -lcrypto -lxml2
 
 .PHONY: all module worker module-asan unit deps test test-asan demo bench \
-    bench-edge clean bench-core fuzz
+    bench-edge clean bench-core fuzz sandbox
 
 all: module worker
 
@@ -156,6 +156,11 @@ test-asan: deps
 demo: deps
 	$(MAKE) all
 	t/demo/run
+
+# The emulated external APIs (docs/sandbox.md), in the foreground.
+SANDBOX_LISTEN ?= 127.0.0.1:8090
+sandbox: deps
+	node src/sandbox/loyalty-sandbox.js --listen $(SANDBOX_LISTEN)
 
 bench: bench-edge bench-core
 
