@@ -151,7 +151,7 @@ test-asan: deps
 	LOYALTY_WORKER=$(CURDIR)/$(ASAN_WORKER) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    prove -r t/worker/
+	    prove -r t/worker/ t/e2e/
 
 demo: deps
 	$(MAKE) all

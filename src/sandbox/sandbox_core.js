@@ -25,8 +25,14 @@ class HttpError extends Error {
 function compilePattern(pattern) {
     const names = [];
     const src = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&')
-        .replace(/:([A-Za-z_]+)\*/g, (m, n) => { names.push(n); return '(.+)'; })
-        .replace(/:([A-Za-z_]+)/g, (m, n) => { names.push(n); return '([^/]+)'; });
+        .replace(/:([A-Za-z_]+)\*/g, (m, n) => {
+            names.push(n);
+            return '(.+)';
+        })
+        .replace(/:([A-Za-z_]+)/g, (m, n) => {
+            names.push(n);
+            return '([^/]+)';
+        });
     return { re: new RegExp('^' + src + '/?$'), names };
 }
 

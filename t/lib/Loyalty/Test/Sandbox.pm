@@ -131,7 +131,9 @@ sub health   { $_[0]->_control('GET', '/health') }
 sub reset    { $_[0]->_control('POST', '/reset' . _qs(service => $_[1])) }
 sub fault    { $_[0]->_control('POST', '/faults', $_[1])->{ids} }
 sub faults   { $_[0]->_control('GET', '/faults')->{faults} }
-sub clear_faults { $_[0]->_control('DELETE', '/faults' . _qs(service => $_[1])) }
+sub clear_faults {
+    $_[0]->_control('DELETE', '/faults' . _qs(service => $_[1]));
+}
 sub config   { $_[0]->_control('POST', "/config/$_[1]", $_[2] // {}) }
 sub action   { $_[0]->_control('POST', "/do/$_[1]/$_[2]", $_[3] // {}) }
 sub seq      { $_[0]->_control('GET', '/requests?limit=1')->{seq} }
