@@ -15,6 +15,9 @@ const { Sandbox } = require('./sandbox_core');
 
 const MODULES = [
     'sandbox_hooks',
+    'sandbox_salesforce',
+    'sandbox_loyaltylion',
+    'sandbox_bigcommerce',
 ];
 
 function usage(msg) {

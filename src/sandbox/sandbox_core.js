@@ -197,7 +197,7 @@ class Context {
             this._json = JSON.parse(this.text());
         } catch (e) {
             throw this.svc.error(400, 'malformed JSON: ' + e.message,
-                                 'JSON_PARSER_ERROR');
+                                 'JSON_PARSER_ERROR', this);
         }
         return this._json;
     }
@@ -335,7 +335,7 @@ class Sandbox {
                         fh['Retry-After'] = String(fault.retry_after);
                     }
                     const fb = fault.body !== undefined ? fault.body
-                        : svc.faultBody ? svc.faultBody(fault.status)
+                        : svc.faultBody ? svc.faultBody(fault.status, ctx)
                         : { error: { message: 'injected fault' } };
                     throw new HttpError(fault.status, fb, fh);
                 }
@@ -374,10 +374,12 @@ class Sandbox {
             });
             return r;
         }
+        // ctx last: a provider whose error format depends on the API
+        // version in the path (BigCommerce v2/v3) can pick it.
         throw allowed
-            ? svc.error(405, 'method not allowed', 'METHOD_NOT_ALLOWED')
+            ? svc.error(405, 'method not allowed', 'METHOD_NOT_ALLOWED', ctx)
             : svc.error(404, 'The requested resource does not exist',
-                        'NOT_FOUND');
+                        'NOT_FOUND', ctx);
     }
 
     // /_sandbox control API, see docs/sandbox.md.

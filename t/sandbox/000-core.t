@@ -25,7 +25,7 @@ my $h = $sb->health;
 ok($h->{ok}, 'health answers');
 ok((grep { $_ eq 'hooks' } @{ $h->{services} }), 'hooks service is there');
 
-# --- hooks receiver ----------------------------------------------------------
+# --- hooks receiver ---------------------------------------------------------
 
 my $secret = new_secret();
 my $url = $sb->receiver('crm', $secret);
@@ -67,7 +67,7 @@ is($ev{evt_1}{corr}, 'corr-evt_1', 'correlation id kept');
 is($sb->state('hooks', 'crm', { envelopes => 1 })->{events}[0]{envelope}{id},
    'evt_1', 'envelopes on request');
 
-# --- request log ---------------------------------------------------------------
+# --- request log ------------------------------------------------------------
 
 my $log = $sb->requests(service => 'hooks');
 is(scalar @$log, 7, 'every request logged');
@@ -80,7 +80,7 @@ my $since = $log->[-1]{seq};
 deliver(id => 'evt_7');
 is(scalar @{ $sb->requests(since => $since) }, 1, 'since= filters');
 
-# --- faults ----------------------------------------------------------------------
+# --- faults -----------------------------------------------------------------
 
 $sb->fault({ service => 'hooks', status => 429, retry_after => 2,
              times => 2 });
@@ -113,7 +113,7 @@ is($r->{status}, 599, 'dropped connection: no answer');
 ok(!(grep { $_->{id} eq 'evt_14' } @{ $sb->state('hooks', 'crm')->{events} }),
    'a dropped request is not applied');
 
-# --- reset -----------------------------------------------------------------------
+# --- reset ------------------------------------------------------------------
 
 $sb->reset;
 $st = $sb->state('hooks', 'crm');
