@@ -18,6 +18,9 @@ const MODULES = [
     'sandbox_salesforce',
     'sandbox_loyaltylion',
     'sandbox_bigcommerce',
+    'sandbox_smile',
+    'sandbox_yotpo',
+    'sandbox_voyado',
 ];
 
 function usage(msg) {

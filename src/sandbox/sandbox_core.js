@@ -172,6 +172,20 @@ function maskSecret(v) {
 const SECRET_HEADERS = new Set(['authorization', 'x-api-key', 'apikey',
     'x-auth-token', 'x-guid']);
 
+// Credentials some APIs take as query parameters (Yotpo's legacy api_key).
+const SECRET_PARAMS = new Set(['api_key', 'apikey', 'access_token',
+    'client_secret']);
+
+// The query string as sent unless it carries one of those.
+function maskQuery(url) {
+    const q = new URLSearchParams(url.search);
+    const secret = [...q.keys()].filter((k) =>
+        SECRET_PARAMS.has(k.toLowerCase()));
+    if (!secret.length) return url.search;
+    for (const k of secret) q.set(k, maskSecret(q.get(k)));
+    return '?' + q.toString();
+}
+
 class Context {
     constructor(sb, svc, req, res, url, body) {
         this.sb = sb;
@@ -303,7 +317,7 @@ class Sandbox {
             service: svc ? svc.name : null,
             method: req.method,
             path: ctx.path,
-            query: url.search,
+            query: maskQuery(url),
             headers: {},
             body: bodyText.length > LOG_BODY_MAX
                 ? bodyText.slice(0, LOG_BODY_MAX) : bodyText,
