@@ -24,6 +24,9 @@ DEPS_PKGS := gcc make perl nginx nginx-dev redis-server \
 
 CORE_SRCS   := $(wildcard src/core/*.c)
 CORE_HDRS   := $(wildcard src/core/*.h)
+# plain C of the worker's sync logic (no I/O), unit-tested like src/core
+SYNC_SRCS   := $(wildcard src/sync/*.c)
+SYNC_HDRS   := $(wildcard src/sync/*.h)
 MODULE_SRCS := $(wildcard src/module/*.c) $(wildcard src/module/*.h)
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/t/unit/%.t,$(UNIT_SRCS))
@@ -36,8 +39,8 @@ NGX_LD_OPT  := -Wl,-z,relro -Wl,-z,now -fPIC
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer \
     -fno-sanitize-recover=undefined
 XML_CFLAGS  := -I/usr/include/libxml2
-UNIT_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -g -O1 -Isrc/core -It/lib \
-    $(XML_CFLAGS)
+UNIT_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -g -O1 -Isrc/core \
+    -Isrc/sync -It/lib $(XML_CFLAGS)
 UNIT_LIBS   := -lcrypto -lxml2
 
 LIBASAN     = $(shell $(CC) -print-file-name=libasan.so)
@@ -46,7 +49,7 @@ WORKER      := $(BUILD)/loyalty-worker
 WORKER_SRCS := $(wildcard src/worker/*.c)
 WORKER_HDRS := $(wildcard src/worker/*.h)
 WORKER_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc/core \
-    -Isrc/worker $(XML_CFLAGS)
+    -Isrc/sync -Isrc/worker $(XML_CFLAGS)
 WORKER_LIBS := -lhiredis -levent -lcurl -lcyaml -lcrypto -lxml2
 
 .PHONY: all module worker module-asan unit deps test test-asan demo bench \
@@ -58,15 +61,17 @@ worker: $(WORKER)
 
 ASAN_WORKER := $(BUILD)/asan/loyalty-worker
 
-$(ASAN_WORKER): $(WORKER_SRCS) $(WORKER_HDRS) $(CORE_SRCS) $(CORE_HDRS)
+$(ASAN_WORKER): $(WORKER_SRCS) $(WORKER_HDRS) $(CORE_SRCS) $(CORE_HDRS) \
+        $(SYNC_SRCS) $(SYNC_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WORKER_CFLAGS) -O1 $(SAN_FLAGS) -o $@.tmp $(WORKER_SRCS) \
-	    $(CORE_SRCS) $(WORKER_LIBS) && mv $@.tmp $@
+	    $(CORE_SRCS) $(SYNC_SRCS) $(WORKER_LIBS) && mv $@.tmp $@
 
-$(WORKER): $(WORKER_SRCS) $(WORKER_HDRS) $(CORE_SRCS) $(CORE_HDRS)
+$(WORKER): $(WORKER_SRCS) $(WORKER_HDRS) $(CORE_SRCS) $(CORE_HDRS) \
+        $(SYNC_SRCS) $(SYNC_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WORKER_CFLAGS) -o $@.tmp $(WORKER_SRCS) $(CORE_SRCS) \
-	    $(WORKER_LIBS) && mv $@.tmp $@
+	    $(SYNC_SRCS) $(WORKER_LIBS) && mv $@.tmp $@
 
 deps:
 	@missing=""; \
@@ -121,16 +126,17 @@ $(ASAN_MODULE): $(BUILD)/nginx-asan/objs/Makefile $(CORE_SRCS) \
 
 unit: $(UNIT_BINS)
 
-$(BUILD)/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/tap.h \
-        t/lib/loyalty_test.h
+$(BUILD)/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) $(SYNC_SRCS) \
+        $(SYNC_HDRS) t/lib/tap.h t/lib/loyalty_test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) $(SYNC_SRCS) $(UNIT_LIBS)
 
 $(BUILD)/asan/t/unit/%.t: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) \
-        t/lib/tap.h t/lib/loyalty_test.h \
+        $(SYNC_SRCS) $(SYNC_HDRS) t/lib/tap.h t/lib/loyalty_test.h \
         t/lib/loyalty_case.h
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
+	$(CC) $(UNIT_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SRCS) $(SYNC_SRCS) \
+	    $(UNIT_LIBS)
 
 test: deps
 	$(MAKE) all unit

@@ -345,10 +345,6 @@ loyalty_sf_number(const loyalty_sf_field_type_t *t, const loyalty_json_t *in,
         i++;
     } while (u != 0 || i <= scale);
 
-    if (scale == 0 && i > 1 && p[0] == '0') {
-        p++;            /* never: kept for clarity of the loop bound */
-    }
-
     if (v < 0) {
         *--p = '-';
     }
