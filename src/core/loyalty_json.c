@@ -697,6 +697,63 @@ loyalty_json_scalar(const loyalty_json_t *obj, const char *key,
 }
 
 
+loyalty_json_t *
+loyalty_json_path(const loyalty_json_t *root, const char *path)
+{
+    size_t           len, idx, i;
+    const char      *p, *end;
+    loyalty_json_t  *v, *c;
+
+    v = (loyalty_json_t *) root;
+    p = path;
+
+    while (v != NULL && *p != '\0') {
+        end = strchr(p, '.');
+        len = end ? (size_t) (end - p) : strlen(p);
+
+        if (len == 0) {
+            return NULL;
+        }
+
+        if (v->type == LOYALTY_JSON_ARRAY) {
+            idx = 0;
+            for (i = 0; i < len; i++) {
+                if (p[i] < '0' || p[i] > '9' || i >= 9) {
+                    return NULL;
+                }
+                idx = idx * 10 + (size_t) (p[i] - '0');
+            }
+
+            for (c = v->child; c != NULL && idx > 0; c = c->next) {
+                idx--;
+            }
+            v = c;
+
+        } else if (v->type == LOYALTY_JSON_OBJECT) {
+            for (c = v->child; c != NULL; c = c->next) {
+                if (c->key.len == len && memcmp(c->key.data, p, len) == 0) {
+                    break;
+                }
+            }
+            v = c;
+
+        } else {
+            return NULL;
+        }
+
+        p += len;
+        if (*p == '.') {
+            p++;
+            if (*p == '\0') {
+                return NULL;
+            }
+        }
+    }
+
+    return v;
+}
+
+
 int
 loyalty_json_int64(const loyalty_json_t *v, int64_t *out)
 {

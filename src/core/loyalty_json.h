@@ -72,5 +72,12 @@ int loyalty_json_scalar(const loyalty_json_t *obj, const char *key,
 /* an integer number (no fraction, no exponent) that fits in int64 */
 int loyalty_json_int64(const loyalty_json_t *v, int64_t *out);
 
+/*
+ * The value at a dotted path of member names and array indexes
+ * ("customer.email", "items.0.sku"); NULL when any step is missing.
+ */
+loyalty_json_t *loyalty_json_path(const loyalty_json_t *root,
+    const char *path);
+
 
 #endif /* _LOYALTY_JSON_H_INCLUDED_ */

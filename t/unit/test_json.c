@@ -1424,6 +1424,61 @@ test_nomem(void)
 }
 
 
+static void
+test_path(void)
+{
+    int              rc;
+    size_t           i;
+    loyalty_err_t    err;
+    loyalty_json_t  *v, *m;
+    static const struct {
+        const char  *path;
+        const char  *text;       /* the scalar found, NULL: none */
+    } cases[] = {
+        { "customer.email", "a@x.io" },
+        { "customer.tier.name", "Gold" },
+        { "items.0.sku", "TEE" },
+        { "items.1.sku", "HOOD" },
+        { "items.2.sku", NULL },
+        { "items.1", "" },               /* an object: found, no text */
+        { "items.x", NULL },
+        { "items.-1", NULL },
+        { "items.0000000001.sku", NULL },
+        { "customer.email.x", NULL },
+        { "customer..email", NULL },
+        { "customer.", NULL },
+        { ".customer", NULL },
+        { "nope", NULL },
+        { "a.b", "dotted" },
+        { "total", "4990" },
+    };
+
+    rc = parse("{\"customer\":{\"email\":\"a@x.io\",\"tier\":"
+               "{\"name\":\"Gold\"}},\"items\":[{\"sku\":\"TEE\"},"
+               "{\"sku\":\"HOOD\"}],\"a\":{\"b\":\"dotted\"},"
+               "\"total\":4990}", (size_t) -1, &v, &err);
+
+    if (!is_int(rc, LOYALTY_OK, "path: fixture parses")) {
+        return;
+    }
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        m = loyalty_json_path(v, cases[i].path);
+
+        if (cases[i].text == NULL) {
+            ok(m == NULL, "path %s: none", cases[i].path);
+        } else {
+            ok(m != NULL && m->text.len == strlen(cases[i].text)
+               && memcmp(m->text.data, cases[i].text, m->text.len) == 0,
+               "path %s: %s", cases[i].path, cases[i].text);
+        }
+    }
+
+    ok(loyalty_json_path(v, "") == v, "path: empty is the root");
+    ok(loyalty_json_path(NULL, "a") == NULL, "path: NULL root");
+}
+
+
 int
 main(void)
 {
@@ -1437,6 +1492,7 @@ main(void)
     test_scalar();
     test_object();
     test_int64();
+    test_path();
     test_large();
 
     lt_arena_free(&arena);
