@@ -91,9 +91,10 @@ loyalty_sf_map_apply(const loyalty_sf_map_field_t *map, size_t n,
 
         if (rc != LOYALTY_OK) {
             m->status = LOYALTY_SF_INVALID;
-            snprintf(m->reason, sizeof(m->reason), "%.80s (%s from %.80s): %.127s",
-                     map[i].field, loyalty_sf_type_name(map[i].type.type),
-                     map[i].from, err.msg);
+            snprintf(m->reason, sizeof(m->reason),
+                     "%.80s (%s from %.80s): %.127s", map[i].field,
+                     loyalty_sf_type_name(map[i].type.type), map[i].from,
+                     err.msg);
             invalid = 1;
             continue;
         }
