@@ -188,16 +188,19 @@ bench-core: deps
 
 # libFuzzer targets over src/core, one per normaliser plus the signature
 # headers and the SOAP parser; fuzz_NAME is seeded from t/data/NAME (the
-# golden payloads; fuzz_soap from t/data/salesforce) and t/fuzz/seeds.  A crash, leak or sanitizer report
+# golden payloads; fuzz_soap from t/data/salesforce) and t/fuzz/seeds.
+# A crash, leak or sanitizer report
 # fails the run.  CI runs each for 20 s: make fuzz FUZZ_SECONDS=20
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
 
-$(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS) t/lib/loyalty_test.h
+$(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS) $(SYNC_SRCS) \
+        $(SYNC_HDRS) t/lib/loyalty_test.h
 	@mkdir -p $(dir $@)
 	clang -std=gnu99 -Wall -Wextra -Werror -g -O1 \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    -Isrc/core -It/lib $(XML_CFLAGS) -o $@ $< $(CORE_SRCS) $(UNIT_LIBS)
+	    -Isrc/core -Isrc/sync -It/lib $(XML_CFLAGS) -o $@ $< $(CORE_SRCS) \
+	    $(SYNC_SRCS) $(UNIT_LIBS)
 
 fuzz: deps
 	$(MAKE) $(FUZZ_TARGETS)
