@@ -5,10 +5,16 @@
 // upsert by external ID, create, read, sObject Collections upsert and
 // platform event publish under /services/data/vXX.X, with
 // Sforce-Limit-Info, a daily API budget and injectable per-record errors.
-// Every write lands in the record's history so tests can count them.
+// Saves check unique fields, duplicate rules, validation rules, lengths
+// and types; every write stamps the system fields (SystemModstamp,
+// LastModifiedById, ...) and lands in the record's history so tests can
+// count them.  Bulk API 2.0 and SOQL live in sandbox_salesforce_bulk.js
+// and sandbox_salesforce_soql.js, on the helpers in svc.api.
 
 const crypto = require('crypto');
 const { HttpError, bearer, ok } = require('./sandbox_core');
+const bulk = require('./sandbox_salesforce_bulk');
+const soql = require('./sandbox_salesforce_soql');
 
 const COLLECTION_MAX = 200;
 const ID_CHECKSUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ012345';
@@ -44,6 +50,23 @@ function defaultConfig() {
         enqueue_events: false,          // OPERATION_ENQUEUED on publish
         case_sensitive_ext_ids: false,
         person_accounts: true,
+        // values of these fields are unique per object: DUPLICATE_VALUE
+        unique_external_ids: true,
+        unique_fields: {},              // { OBJ: [field, ...] }
+        // [{ object, field, name? }]: exact (case-insensitive) matches
+        // answer DUPLICATES_DETECTED, like an active duplicate rule
+        duplicate_rules: [],
+        // [{ object, field, allowed | max_length | required | pattern,
+        //    name?, message? }]: FIELD_CUSTOM_VALIDATION_EXCEPTION
+        validation_rules: [],
+        // { OBJ: { field: 'string'|'number'|'boolean'|'date'|'datetime' } }
+        field_types: {},
+        field_lengths: {},              // { OBJ: { field: N } }: too long
+        timestamp_precision_ms: 1000,   // real stamps end in .000
+        crm_user: 'crm.user@loyalty.example',   // crm_edit's author
+        query_batch_size: 2000,
+        bulk_start_ms: 50,              // UploadComplete -> InProgress
+        bulk_processing_ms: 200,        // InProgress -> JobComplete
         objects: {
             Contact: { prefix: '003', external_ids: ['ExtId__c',
                                                      'Loyalty_Id__c'] },
@@ -115,6 +138,10 @@ function create(sb) {
         name: 'salesforce',
         prefix: '/salesforce',
         config: defaultConfig(),
+        // username -> user id; kept across resets so ids stay stable
+        users: new Map(),
+        // Bulk and SOQL (their own files) plug in: { reset, dump? }
+        extensions: [],
     };
 
     svc.reset = () => {
@@ -124,8 +151,29 @@ function create(sb) {
         svc.injected = [];
         svc.injectSeq = 0;
         svc.apiUsed = 0;
+        svc.clockOffset = 0;
+        for (const e of svc.extensions) e.reset();
     };
     svc.reset();
+
+    svc.userId = (username) => {
+        if (!svc.users.has(username)) {
+            svc.users.set(username, withChecksum(sb.newId('005', 12)));
+        }
+        return svc.users.get(username);
+    };
+
+    // The author of a call's writes: the token's user.
+    const actorOf = (ctx) => svc.userId(ctx.principal
+        ? ctx.principal.user : 'unknown');
+
+    // Record clock: advance_clock moves it; stamps are cut to
+    // timestamp_precision_ms like Salesforce's whole seconds.
+    svc.now = () => {
+        const prec = Number(svc.config.timestamp_precision_ms) || 1;
+        const t = Date.now() + svc.clockOffset;
+        return t - (t % prec);
+    };
 
     svc.error = (status, message, code) =>
         sfError(status, code || 'UNKNOWN_EXCEPTION', message);
@@ -210,7 +258,7 @@ function create(sb) {
             expires: issued + Number(svc.config.token_ttl_s) * 1000,
         });
         const base = instanceUrl(ctx);
-        const userId = withChecksum(sb.newId('005', 12));
+        const userId = svc.userId(user);
         return {
             access_token: token,
             token_format: 'opaque',
@@ -396,13 +444,16 @@ function create(sb) {
     }
 
     // Creates (rec null) or updates a record; every write is kept.
-    function writeRecord(name, rec, fields, via) {
-        const now = Date.now();
+    // by: the author's user id; stamps: system fields a seed sets.
+    function writeRecord(name, rec, fields, via, by, stamps) {
+        const now = svc.now();
+        const st = stamps || {};
         const created = !rec;
         if (created) {
             const id = withChecksum(sb.newId(objectConf(name).prefix, 12));
-            rec = { Id: id, type: name, fields: {}, created: now,
-                    history: [] };
+            rec = { Id: id, type: name, fields: {},
+                    created: st.created || now,
+                    createdBy: st.createdBy || by, history: [] };
             table(name).byId.set(id.slice(0, 15), rec);
             if (name === 'Account' && svc.config.person_accounts) {
                 rec.fields.IsPersonAccount = !('Name' in fields);
@@ -410,9 +461,10 @@ function create(sb) {
         }
         const before = Object.assign({}, rec.fields);
         Object.assign(rec.fields, fields);
-        rec.modified = now;
+        rec.modified = st.modified || now;
+        rec.modifiedBy = st.modifiedBy || by;
         rec.history.push({ t: now, op: created ? 'create' : 'update', via,
-                           fields: Object.assign({}, fields) });
+                           by, fields: Object.assign({}, fields) });
         reindex(name, rec, before);
         return { rec, created };
     }
@@ -427,12 +479,21 @@ function create(sb) {
         for (const [k, v] of Object.entries(rec.fields)) {
             if (!only || only.includes(k)) out[k] = v;
         }
-        if (!only) {
-            out.CreatedDate = sfTime(rec.created);
-            out.LastModifiedDate = sfTime(rec.modified);
-            out.SystemModstamp = sfTime(rec.modified);
+        for (const [k, v] of Object.entries(systemFields(rec))) {
+            if (!only || only.includes(k)) out[k] = v;
         }
         return out;
+    }
+
+    // Maintained on every write, never written by a client.
+    function systemFields(rec) {
+        return {
+            CreatedDate: sfTime(rec.created),
+            CreatedById: rec.createdBy,
+            LastModifiedDate: sfTime(rec.modified),
+            LastModifiedById: rec.modifiedBy,
+            SystemModstamp: sfTime(rec.modified),
+        };
     }
 
     function apiVersion(ctx) {
@@ -465,6 +526,218 @@ function create(sb) {
                                 + ' of type ' + name } : null;
     }
 
+    // --- uniqueness, duplicate rules, validation rules, types -----------
+
+    function failure(statusCode, message, fields, extra) {
+        return Object.assign({ statusCode, message, fields: fields || [] },
+                             extra);
+    }
+
+    const isBlank = (v) => v === undefined || v === null || v === '';
+    // unique indexes and duplicate rules ignore case
+    const sameValue = (a, b) => !isBlank(a) && !isBlank(b)
+        && String(a).toLowerCase() === String(b).toLowerCase();
+
+    // A group of writes checked together (a collection, a Bulk job):
+    // unique values claimed by earlier records count for later ones.
+    function newBatch() { return { claims: new Map() }; }
+
+    function uniqueFields(name) {
+        const ext = svc.config.unique_external_ids === false ? []
+            : objectConf(name).external_ids || [];
+        const extra = (svc.config.unique_fields || {})[name] || [];
+        return [...new Set([...ext, ...extra])];
+    }
+
+    function claimKey(name, field, value) {
+        return name + '\0' + field + '\0' + String(value).toLowerCase();
+    }
+
+    // Another record holding VALUE in FIELD (not REC), or null.
+    function holderOf(name, field, value, rec) {
+        const isExt = (objectConf(name).external_ids || []).includes(field);
+        const found = isExt ? findByExt(name, field, value)
+            : [...table(name).byId.values()].filter((r) =>
+                sameValue(r.fields[field], value));
+        return found.find((r) => r !== rec) || null;
+    }
+
+    function checkUnique(name, rec, fields, batch, owner) {
+        for (const field of uniqueFields(name)) {
+            const v = fields[field];
+            if (isBlank(v) || (rec && sameValue(rec.fields[field], v))) {
+                continue;
+            }
+            const holder = holderOf(name, field, v, rec);
+            const claimed = batch.claims.get(claimKey(name, field, v));
+            if (holder || (claimed && claimed !== owner)) {
+                return failure('DUPLICATE_VALUE', 'duplicate value found: '
+                    + field + ' duplicates value on record with id: '
+                    + (holder ? holder.Id : '(this request)'), [field]);
+            }
+        }
+        return null;
+    }
+
+    function claimUnique(name, fields, batch, owner) {
+        for (const field of uniqueFields(name)) {
+            if (isBlank(fields[field])) continue;
+            batch.claims.set(claimKey(name, field, fields[field]), owner);
+        }
+    }
+
+    // An active duplicate rule matching on one field exactly (real rules
+    // match fuzzily; the error shape is UNCONFIRMED).
+    function checkDuplicateRules(name, rec, merged) {
+        for (const rule of svc.config.duplicate_rules || []) {
+            if (rule.object !== name || rule.active === false) continue;
+            const v = merged[rule.field];
+            if (isBlank(v) || (rec && sameValue(rec.fields[rule.field], v))) {
+                continue;
+            }
+            const holder = holderOf(name, rule.field, v, rec);
+            if (!holder) continue;
+            const ruleName = rule.name || 'Standard_' + name
+                + '_Duplicate_Rule';
+            return failure('DUPLICATES_DETECTED', 'Use one of these records?',
+                [], { duplicateResult: {
+                    allowSave: false, duplicateRule: ruleName,
+                    duplicateRuleEntityType: name,
+                    errorMessage: 'Use one of these records?',
+                    matchResults: [{ entityType: name, size: 1,
+                        matchRecords: [{ record: { Id: holder.Id } }] }],
+                } });
+        }
+        return null;
+    }
+
+    function ruleViolation(rule, v) {
+        if (rule.required && isBlank(v)) return 'is required';
+        if (isBlank(v)) return null;
+        if (rule.allowed && !rule.allowed.map(String).includes(String(v))) {
+            return 'must be one of ' + rule.allowed.join(', ');
+        }
+        if (rule.max_length !== undefined
+            && String(v).length > Number(rule.max_length)) {
+            return 'must be at most ' + rule.max_length + ' characters';
+        }
+        if (rule.pattern && !rulePattern(rule).test(String(v))) {
+            return 'must match ' + rule.pattern;
+        }
+        return null;
+    }
+
+    // A configuration mistake, not a record's: say so plainly.
+    function rulePattern(rule) {
+        try {
+            return new RegExp(rule.pattern);
+        } catch (e) {
+            throw new HttpError(500, { error: 'validation rule on '
+                + rule.field + ': bad pattern: ' + e.message });
+        }
+    }
+
+    // Rules see the record as it would be saved (stored fields plus the
+    // write), like Salesforce's validation rules.
+    function checkValidationRules(name, merged) {
+        const rules = svc.config.validation_rules || [];
+        for (let i = 0; i < rules.length; i++) {
+            const rule = rules[i];
+            if (rule.object && rule.object !== name) continue;
+            const why = ruleViolation(rule, merged[rule.field]);
+            if (!why) continue;
+            const ruleName = rule.name || name + '_' + rule.field + '_'
+                + (i + 1);
+            return failure('FIELD_CUSTOM_VALIDATION_EXCEPTION', ruleName
+                + ': ' + (rule.message || rule.field + ' ' + why),
+                [rule.field]);
+        }
+        return null;
+    }
+
+    function checkLengths(name, fields) {
+        const lengths = (svc.config.field_lengths || {})[name] || {};
+        for (const [f, max] of Object.entries(lengths)) {
+            const v = fields[f];
+            if (isBlank(v) || String(v).length <= Number(max)) continue;
+            return failure('STRING_TOO_LONG', f + ': data value too large: '
+                + String(v).slice(0, 40) + ' (max length=' + max + ')',
+                [f]);
+        }
+        return null;
+    }
+
+    // Everything a save checks after the fields are known, in
+    // Salesforce's order: system validation, validation rules,
+    // duplicate rules, unique indexes.
+    function checkWrite(name, rec, fields, batch, owner) {
+        const merged = Object.assign({}, rec ? rec.fields : {}, fields);
+        return checkLengths(name, fields)
+            || checkValidationRules(name, merged)
+            || checkDuplicateRules(name, rec, merged)
+            || checkUnique(name, rec, fields, batch, owner || rec || {});
+    }
+
+    const JSON_TYPES = {
+        string: (v) => typeof v === 'string',
+        number: (v) => typeof v === 'number',
+        boolean: (v) => typeof v === 'boolean',
+        date: (v) => typeof v === 'string' && /^\d{4}-\d\d-\d\d$/.test(v),
+        datetime: (v) => typeof v === 'string'
+            && /^\d{4}-\d\d-\d\dT/.test(v) && !isNaN(Date.parse(v)),
+    };
+
+    // A JSON value of the wrong type for a typed field fails the whole
+    // call, as Salesforce's deserializer does (message UNCONFIRMED).
+    function checkJsonTypes(name, fields) {
+        const types = (svc.config.field_types || {})[name] || {};
+        for (const [f, type] of Object.entries(types)) {
+            const v = fields[f];
+            if (v === undefined || v === null || !JSON_TYPES[type]) continue;
+            if (JSON_TYPES[type](v)) continue;
+            throw sfError(400, 'JSON_PARSER_ERROR', 'Cannot deserialize'
+                + ' instance of ' + type + ' from value ' + JSON.stringify(v)
+                + ' at [field ' + f + ']', [f]);
+        }
+    }
+
+    const CSV_TYPES = {
+        number: (s) => (/^-?\d+(\.\d+)?$/.test(s) ? Number(s) : undefined),
+        boolean: (s) => ({ true: true, false: false, 1: true, 0: false })[
+            s.toLowerCase()],
+        date: (s) => (JSON_TYPES.date(s) ? s : undefined),
+        datetime: (s) => (JSON_TYPES.datetime(s) ? s : undefined),
+    };
+
+    // A Bulk CSV cell as a field value: { value } or { error }.
+    function fromCsv(name, field, text) {
+        const type = ((svc.config.field_types || {})[name] || {})[field];
+        const conv = CSV_TYPES[type];
+        if (!conv) return { value: text };
+        const v = conv(text);
+        if (v !== undefined) return { value: v };
+        return { error: failure('INVALID_TYPE_ON_FIELD_IN_RECORD', field
+            + ': value not of required type: ' + text, [field]) };
+    }
+
+    const SYSTEM_FIELDS = ['CreatedDate', 'CreatedById', 'LastModifiedDate',
+                           'LastModifiedById', 'SystemModstamp'];
+
+    function readOnlyField(fields) {
+        const f = ['Id', ...SYSTEM_FIELDS].find((k) => k in fields);
+        return f ? failure('INVALID_FIELD', 'Unable to create/update fields:'
+            + ' ' + f + '. Please check the security settings of this'
+            + ' field.', [f]) : null;
+    }
+
+    // A single call's answer for a failed plan.
+    function planError(status, error) {
+        const e = { message: error.message, errorCode: error.statusCode,
+                    fields: error.fields };
+        if (error.duplicateResult) e.duplicateResult = error.duplicateResult;
+        return new HttpError(status, [e]);
+    }
+
     // --- injected per-record errors -------------------------------------
 
     function takeInjected(name, field, value) {
@@ -482,15 +755,13 @@ function create(sb) {
 
     // The outcome of one upsert, not yet applied:
     // { rec (null: create), fields } or { error, status }.
+    // opts: updateOnly, batch (see newBatch).
     function planUpsert(name, field, value, fields, opts) {
         const fail = (statusCode, message, fs, status) =>
             ({ status: status || 400,
                error: { statusCode, message, fields: fs || [] } });
-        if ('Id' in fields) {
-            return fail('INVALID_FIELD', 'Unable to create/update fields:'
-                        + ' Id. Please check the security settings of this'
-                        + ' field.', ['Id']);
-        }
+        const readOnly = readOnlyField(fields);
+        if (readOnly) return { status: 400, error: readOnly };
         if (value === undefined || value === null || value === '') {
             return fail('MISSING_ARGUMENT', field + ' not specified',
                         [field]);
@@ -518,7 +789,13 @@ function create(sb) {
         const create = matches.length === 0;
         const f = Object.assign({}, fields);
         if (create) f[field] = value;
-        return { rec: matches[0] || null, fields: f };
+        const rec = matches[0] || null;
+        const batch = opts.batch || newBatch();
+        const plan = { rec, fields: f };
+        const bad = checkWrite(name, rec, f, batch, rec || plan);
+        if (bad) return { status: 400, error: bad };
+        claimUnique(name, f, batch, rec || plan);
+        return plan;
     }
 
     function upsertOne(ctx) {
@@ -531,18 +808,16 @@ function create(sb) {
                           + field + ' must not be set in the body',
                           [field]);
         }
+        checkJsonTypes(obj, fields);
         const plan = planUpsert(obj, field, value, fields, {
             updateOnly: ctx.query.get('updateOnly') === 'true' });
         if (plan.status === 300) {
             return ok(300, plan.matches.map((r) => '/services/data/v'
                 + ver.toFixed(1) + '/sobjects/' + obj + '/' + r.Id));
         }
-        if (plan.error) {
-            throw sfError(plan.status, plan.error.statusCode,
-                          plan.error.message, plan.error.fields);
-        }
+        if (plan.error) throw planError(plan.status, plan.error);
         const { rec, created } = writeRecord(obj, plan.rec, plan.fields,
-                                             'upsert');
+                                             'upsert', actorOf(ctx));
         if (created) {
             return ok(201, { id: rec.Id, success: true, errors: [],
                              created: true });
@@ -553,6 +828,7 @@ function create(sb) {
     }
 
     function collectionPlans(obj, field, records) {
+        const batch = newBatch();
         const seen = new Map();
         for (const r of records) {
             const v = r[field];
@@ -570,7 +846,7 @@ function create(sb) {
                                            + value,
                                   fields: [field] } };
             }
-            return planUpsert(obj, field, value, fields, {});
+            return planUpsert(obj, field, value, fields, { batch });
         });
     }
 
@@ -591,6 +867,7 @@ function create(sb) {
                 throw sfError(400, 'INVALID_TYPE', 'Each record must have'
                               + ' attributes.type ' + obj);
             }
+            checkJsonTypes(obj, r);
         }
         return b;
     }
@@ -616,7 +893,8 @@ function create(sb) {
         }
         return ok(200, plans.map((p) => {
             if (p.error) return { id: null, success: false, errors: [p.error] };
-            const w = writeRecord(obj, p.rec, p.fields, 'collection');
+            const w = writeRecord(obj, p.rec, p.fields, 'collection',
+                                  actorOf(ctx));
             return { id: w.rec.Id, success: true, errors: [],
                      created: w.created };
         }));
@@ -639,13 +917,15 @@ function create(sb) {
         if (obj.endsWith('__e')) return publishEvent(ctx, obj);
         objectConf(obj);
         const fields = bodyFields(ctx);
-        if ('Id' in fields) {
-            throw sfError(400, 'INVALID_FIELD', 'Unable to create/update'
-                          + ' fields: Id.', ['Id']);
-        }
+        const readOnly = readOnlyField(fields);
+        if (readOnly) throw planError(400, readOnly);
         const bad = checkFieldNames(obj, fields);
         if (bad) throw sfError(400, bad.statusCode, bad.message, bad.fields);
-        const { rec } = writeRecord(obj, null, fields, 'create');
+        checkJsonTypes(obj, fields);
+        const invalid = checkWrite(obj, null, fields, newBatch());
+        if (invalid) throw planError(400, invalid);
+        const { rec } = writeRecord(obj, null, fields, 'create',
+                                    actorOf(ctx));
         return ok(201, { id: rec.Id, success: true, errors: [] });
     }
 
@@ -694,7 +974,12 @@ function create(sb) {
             throw sfError(injected.status, injected.statusCode,
                           injected.message, injected.fields);
         }
-        writeRecord(obj, rec, fields, 'patch');
+        const readOnly = readOnlyField(fields);
+        if (readOnly) throw planError(400, readOnly);
+        checkJsonTypes(obj, fields);
+        const invalid = checkWrite(obj, rec, fields, newBatch());
+        if (invalid) throw planError(400, invalid);
+        writeRecord(obj, rec, fields, 'patch', actorOf(ctx));
         return ok(204);
     }
 
@@ -742,15 +1027,45 @@ function create(sb) {
             return { expired: n };
         },
         // { object, records: [{fields}] }: straight into the store, so
-        // several records may share an external id value (-> 300)
+        // several records may share an external id value (-> 300) and
+        // rules are not checked; system fields given set the stamps
         seed(input) {
             const name = input.object;
             if (!name || !svc.config.objects[name]) {
                 throw badAction('object: a configured object is needed');
             }
-            const ids = (input.records || []).map((f) =>
-                writeRecord(name, null, f, 'seed').rec.Id);
+            const crm = svc.userId(svc.config.crm_user);
+            const ids = (input.records || []).map((f) => {
+                const { fields, stamps } = splitStamps(f);
+                return writeRecord(name, null, fields, 'seed', crm,
+                                   stamps).rec.Id;
+            });
             return { ids };
+        },
+        // { object, id | field+value, fields, user? }: a person edits the
+        // record in the CRM; LastModifiedById is not the integration's
+        crm_edit(input) {
+            const name = input.object;
+            if (!name || !svc.config.objects[name]) {
+                throw badAction('object: a configured object is needed');
+            }
+            const rec = input.id ? findById(name, input.id)
+                : findByExt(name, input.field, input.value)[0];
+            if (!rec) throw new HttpError(404, { error: 'no such record' });
+            const by = svc.userId(input.user || svc.config.crm_user);
+            writeRecord(name, rec, input.fields || {}, 'crm_edit', by);
+            return { id: rec.Id, by, SystemModstamp: sfTime(rec.modified) };
+        },
+        // { seconds | ms }: move the record clock forward (SystemModstamp)
+        advance_clock(input) {
+            svc.clockOffset += Number(input.ms || 0)
+                + 1000 * Number(input.seconds || 0);
+            return { now: sfTime(svc.now()), offset_ms: svc.clockOffset };
+        },
+        // { username? }: the user id of a user (default the CRM user)
+        user_id(input) {
+            const name = input.username || svc.config.crm_user;
+            return { username: name, id: svc.userId(name) };
         },
         // { object, value, field?, statusCode, message?, fields?,
         //   status? (single calls, default 400), times? (default 1, -1
@@ -782,9 +1097,33 @@ function create(sb) {
         },
     };
 
+    // Seeded system fields become the record's stamps.
+    function splitStamps(f) {
+        const fields = Object.assign({}, f);
+        const stamps = {};
+        const time = (k) => {
+            const t = Date.parse(String(fields[k])
+                .replace(/([+-]\d\d)(\d\d)$/, '$1:$2'));
+            delete fields[k];
+            return Number.isNaN(t) ? undefined : t;
+        };
+        if ('CreatedDate' in fields) stamps.created = time('CreatedDate');
+        for (const k of ['LastModifiedDate', 'SystemModstamp']) {
+            if (k in fields) stamps.modified = time(k);
+        }
+        if ('CreatedById' in fields) stamps.createdBy = fields.CreatedById;
+        if ('LastModifiedById' in fields) {
+            stamps.modifiedBy = fields.LastModifiedById;
+        }
+        delete fields.CreatedById;
+        delete fields.LastModifiedById;
+        return { fields, stamps };
+    }
+
     function dumpRecord(rec) {
         return { Id: rec.Id, type: rec.type, fields: rec.fields,
                  created: rec.created, modified: rec.modified,
+                 created_by: rec.createdBy, modified_by: rec.modifiedBy,
                  writes: rec.history.length, history: rec.history };
     }
 
@@ -804,6 +1143,13 @@ function create(sb) {
             return { records: recs.map(dumpRecord) };
         }
         if (parts[0] === 'events') return { events: svc.events };
+        if (parts[0] === 'users') {
+            return { users: Object.fromEntries(svc.users) };
+        }
+        for (const e of svc.extensions) {
+            const out = e.dump && e.dump(parts, q);
+            if (out) return out;
+        }
         if (parts[0] === 'errors') return { errors: svc.injected };
         if (parts[0] === 'tokens') {
             return { tokens: [...svc.tokens.values()].map((t) => ({
@@ -818,6 +1164,22 @@ function create(sb) {
             errors: svc.injected.length,
         };
     };
+
+    // What sandbox_salesforce_bulk.js and _soql.js build on.
+    svc.api = {
+        sfError, sfTime, apiVersion, actorOf, objectConf, checkExtField,
+        checkFieldNames, table, findById, findByExt, planUpsert,
+        writeRecord, checkWrite, claimUnique, newBatch, readOnlyField,
+        takeInjected, fromCsv, systemFields, recordView, isBlank,
+        SYSTEM_FIELDS,
+        newId: (prefix) => withChecksum(sb.newId(prefix, 12)),
+    };
+    for (const mod of [bulk, soql]) {
+        const ext = mod.attach(svc);
+        svc.extensions.push(ext);
+        ext.reset();
+        svc.routes.push(...ext.routes);
+    }
 
     return svc;
 }
