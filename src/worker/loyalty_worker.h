@@ -12,6 +12,7 @@
  *                              the webhook destination (Standard Webhooks)
  *   loyalty_worker_ratelimit.c shared GCRA rate limits and 429 pauses
  *                              per destination (Lua, on the cmd connection)
+ *   loyalty_worker_metrics.c   Prometheus counters, GET /metrics (evhttp)
  *   loyalty_worker_log.c       JSON log lines on stderr
  *   loyalty_worker_cli.c       stats, dlq list|show|replay|purge
  */
@@ -52,6 +53,7 @@ typedef struct {
     /* runtime, not from YAML */
     loyalty_hmac_key_t   *key;
     unsigned              inflight;
+    unsigned              queued;              /* waiting for a slot */
     void                 *queue_head;          /* loyalty_delivery_t */
     void                 *queue_tail;
     char                 *rl_key;              /* loyalty:rl:<name> */
@@ -95,10 +97,13 @@ typedef struct {
     uint32_t              retry_interval_ms;
     uint32_t              trim_interval_ms;
     char                 *log_level;
+    char                 *metrics;             /* listen address or NULL */
 
     /* runtime */
     char                  redis_host[256];
     int                   redis_port;
+    char                  metrics_host[64];    /* numeric IP */
+    int                   metrics_port;
 } loyalty_conf_t;
 
 
@@ -119,6 +124,7 @@ struct loyalty_job_s {
     unsigned              retry:1;          /* from loyalty:{S}:retry */
     unsigned              permanent:1;      /* a 4xx: dead-letter it */
     unsigned              abandoned:1;      /* SIGTERM: left as it is */
+    unsigned              unmatched:1;      /* no flow took it */
     unsigned              attempts;         /* made before this one */
     long                  status;           /* of the last failure */
     uint64_t              retry_after_ms;   /* largest Retry-After */
@@ -175,6 +181,7 @@ void loyalty_log_write(int level, const loyalty_job_t *job,
     __attribute__((format(printf, 6, 7)));
 int loyalty_log_level_parse(const char *name);
 uint64_t loyalty_now_ms(void);
+uint64_t loyalty_now_us(void);
 size_t loyalty_json_escape(char *dst, const u_char *src, size_t len);
 
 
@@ -183,6 +190,7 @@ size_t loyalty_json_escape(char *dst, const u_char *src, size_t len);
 loyalty_conf_t *loyalty_conf_load(const char *path, char *errbuf,
     size_t errlen);
 void loyalty_conf_free(loyalty_conf_t *conf);
+int loyalty_conf_metrics_loopback(loyalty_conf_t *conf);
 
 
 /* consumer */
@@ -193,6 +201,7 @@ int loyalty_consumer_idle(loyalty_cycle_t *cycle);
 void loyalty_consumer_done(loyalty_job_t *job, loyalty_dest_conf_t *dest,
     const loyalty_outcome_t *o);
 void loyalty_consumer_close(loyalty_cycle_t *cycle);
+void loyalty_consumer_cleanup(loyalty_cycle_t *cycle);
 void loyalty_job_free(loyalty_job_t *job);
 
 /* EVAL on the cmd connection; handler(reply, data): reply is a
@@ -216,6 +225,35 @@ void loyalty_http_cancel_queued(void);
 void loyalty_http_cleanup(void);
 void loyalty_http_next(loyalty_dest_conf_t *dest);
 int loyalty_http_start_head(loyalty_dest_conf_t *dest);
+
+
+/* metrics: fixed arrays, one call per outcome on the hot path */
+
+enum {
+    LOYALTY_DELIVERY_SUCCESS = 0,
+    LOYALTY_DELIVERY_TRANSIENT,
+    LOYALTY_DELIVERY_PERMANENT,
+    LOYALTY_DELIVERY_OUTCOMES
+};
+
+enum {
+    LOYALTY_EVENT_ACKED = 0,
+    LOYALTY_EVENT_RETRIED,
+    LOYALTY_EVENT_DEAD_LETTERED,
+    LOYALTY_EVENT_INVALID,
+    LOYALTY_EVENT_UNMATCHED,
+    LOYALTY_EVENT_OUTCOMES
+};
+
+int loyalty_metrics_init(loyalty_cycle_t *cycle);
+void loyalty_metrics_cleanup(void);
+int loyalty_metrics_probe(loyalty_conf_t *conf, char *err, size_t len);
+void loyalty_metrics_delivery(loyalty_dest_conf_t *dest, unsigned outcome,
+    uint64_t us);
+void loyalty_metrics_event(unsigned store, unsigned outcome);
+void loyalty_metrics_rl_wait(loyalty_dest_conf_t *dest);
+void loyalty_metrics_rl_pause(loyalty_dest_conf_t *dest);
+void loyalty_metrics_reconnect(void);
 
 
 /* rate limits */

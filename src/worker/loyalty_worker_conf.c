@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cyaml/cyaml.h>
 
 #include "loyalty_worker.h"
@@ -45,6 +48,7 @@ static int loyalty_conf_nums(const loyalty_conf_num_t *t, void *base,
 static int loyalty_conf_dest_check(loyalty_dest_conf_t *d, char *err,
     size_t len);
 static int loyalty_conf_redis(loyalty_conf_t *conf, char *err, size_t len);
+static int loyalty_conf_metrics(loyalty_conf_t *conf, char *err, size_t len);
 static int loyalty_conf_has(char **list, unsigned n, const char *s);
 
 
@@ -139,6 +143,9 @@ static const cyaml_schema_field_t  loyalty_conf_fields[] = {
     CYAML_FIELD_STRING_PTR("log_level",
                            CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_conf_t, log_level, 1, 16),
+    CYAML_FIELD_STRING_PTR("metrics",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_conf_t, metrics, 1, 80),
     CYAML_FIELD_END
 };
 
@@ -378,7 +385,9 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
         return LOYALTY_ERROR;
     }
 
-    if (loyalty_conf_redis(conf, err, len) != LOYALTY_OK) {
+    if (loyalty_conf_redis(conf, err, len) != LOYALTY_OK
+        || loyalty_conf_metrics(conf, err, len) != LOYALTY_OK)
+    {
         return LOYALTY_ERROR;
     }
 
@@ -694,6 +703,97 @@ loyalty_conf_redis(loyalty_conf_t *conf, char *err, size_t len)
     conf->redis_port = (int) port;
 
     return LOYALTY_OK;
+}
+
+
+/*
+ * metrics: "PORT" (127.0.0.1), "IPv4:PORT" or "[IPv6]:PORT".  Only
+ * numeric addresses: a host name could resolve to a public interface,
+ * and ":PORT" or "*:PORT" would mean every interface without saying so.
+ * A non-loopback address is accepted only when written out as an IP
+ * (0.0.0.0:9464 included): /metrics has no authentication.
+ */
+
+static int
+loyalty_conf_metrics(loyalty_conf_t *conf, char *err, size_t len)
+{
+    char           *m, *colon, *end;
+    long            port;
+    size_t          n;
+    struct in_addr  a4;
+    u_char          a6[16];
+
+    m = conf->metrics;
+    conf->metrics_port = 0;
+    conf->metrics_host[0] = '\0';
+
+    if (m == NULL) {
+        return LOYALTY_OK;
+    }
+
+    colon = strrchr(m, ':');
+
+    if (colon == NULL) {
+        strcpy(conf->metrics_host, "127.0.0.1");
+        colon = m - 1;
+
+    } else if (m[0] == '[') {
+        n = (size_t) (colon - m);
+
+        if (n < 3 || m[n - 1] != ']' || n - 2 >= sizeof(conf->metrics_host)) {
+            goto bad;
+        }
+
+        memcpy(conf->metrics_host, m + 1, n - 2);
+        conf->metrics_host[n - 2] = '\0';
+
+        if (inet_pton(AF_INET6, conf->metrics_host, a6) != 1) {
+            goto bad;
+        }
+
+    } else {
+        n = (size_t) (colon - m);
+
+        if (n == 0 || n >= sizeof(conf->metrics_host)) {
+            goto bad;
+        }
+
+        memcpy(conf->metrics_host, m, n);
+        conf->metrics_host[n] = '\0';
+
+        if (inet_pton(AF_INET, conf->metrics_host, &a4) != 1) {
+            goto bad;
+        }
+    }
+
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+
+    if (errno || *end != '\0' || end == colon + 1 || port < 1
+        || port > 65535 || !isdigit((u_char) colon[1]))
+    {
+        snprintf(err, len, "metrics \"%s\": bad port (1-65535)", m);
+        return LOYALTY_ERROR;
+    }
+
+    conf->metrics_port = (int) port;
+
+    return LOYALTY_OK;
+
+bad:
+
+    snprintf(err, len, "metrics \"%s\": use PORT (loopback), IPv4:PORT "
+             "or [IPv6]:PORT with a numeric address; a non-loopback "
+             "address must be written out (e.g. 0.0.0.0:9464)", m);
+    return LOYALTY_ERROR;
+}
+
+
+int
+loyalty_conf_metrics_loopback(loyalty_conf_t *conf)
+{
+    return strncmp(conf->metrics_host, "127.", 4) == 0
+           || strcmp(conf->metrics_host, "::1") == 0;
 }
 
 

@@ -62,6 +62,8 @@ typedef struct {
     unsigned              reading:1;
     unsigned              rd_ready:1;
     unsigned              cmd_ready:1;
+    unsigned              rd_once:1;        /* connected before */
+    unsigned              cmd_once:1;
     unsigned              outstanding;      /* replies awaited on cmd */
     loyalty_job_t        *jobs;             /* every job held */
     struct event         *read_timer;
@@ -389,8 +391,14 @@ loyalty_consumer_connected(const redisAsyncContext *ac, int status)
         return;
     }
 
+    /* the first connection of each is not a reconnect */
+    if ((ac == cs->cmd && cs->cmd_once) || (ac == cs->rd && cs->rd_once)) {
+        loyalty_metrics_reconnect();
+    }
+
     if (ac == cs->cmd) {
         cs->cmd_ready = 1;
+        cs->cmd_once = 1;
         loyalty_log(LOYALTY_LOG_INFO, NULL, NULL, -1, -1,
                     "redis connected, consumer %s", cs->cycle->consumer);
         loyalty_consumer_groups(cs);
@@ -403,6 +411,7 @@ loyalty_consumer_connected(const redisAsyncContext *ac, int status)
 
     } else if (ac == cs->rd) {
         cs->rd_ready = 1;
+        cs->rd_once = 1;
     }
 
     loyalty_consumer_read(cs);
@@ -1038,6 +1047,7 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
             fv[0].len = 5;
             fv[1].data = (u_char *) id->str;
             fv[1].len = id->len;
+            loyalty_metrics_event(store, LOYALTY_EVENT_INVALID);
             loyalty_consumer_dlq(cs, store, id->str, retry,
                                  "entry fields are not strings", NULL,
                                  fv, 2);
@@ -1139,6 +1149,7 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
 
         loyalty_log(LOYALTY_LOG_WARN, job, NULL, -1, -1,
                     "dead-lettered: %s", reason);
+        loyalty_metrics_event(store, LOYALTY_EVENT_INVALID);
         loyalty_consumer_dlq(cs, store, job->entry_id, retry, reason, NULL,
                              job->fv, n);
         free(job);
@@ -1167,6 +1178,7 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
                     (int) job->ev.type.len, job->ev.type.data,
                     (int) job->ev.src.len, job->ev.src.data);
         job->pending = 1;
+        job->unmatched = 1;
         loyalty_consumer_done(job, NULL, NULL);
         return;
     }
@@ -1405,6 +1417,10 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
              st->retry, job->entry_id);
 
     if (job->failed == 0) {
+        loyalty_metrics_event(job->store, job->unmatched
+                                          ? LOYALTY_EVENT_UNMATCHED
+                                          : LOYALTY_EVENT_ACKED);
+
         if (!job->retry) {
             loyalty_consumer_ack(cs, job->store, job->entry_id);
 
@@ -1433,6 +1449,7 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
                     "dead-lettered after %u attempt(s): %s", made,
                     job->permanent ? "permanent failure"
                                    : "attempts exhausted");
+        loyalty_metrics_event(job->store, LOYALTY_EVENT_DEAD_LETTERED);
 
         args[0] = job->permanent ? "permanent failure" : "attempts exhausted";
         args[1] = job->error;
@@ -1478,6 +1495,7 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
                 job->status ? (int) job->status : -1, -1,
                 "attempt %u failed: retry in %llu ms", made,
                 (unsigned long long) delay);
+    loyalty_metrics_event(job->store, LOYALTY_EVENT_RETRIED);
 
     args[0] = st->key;
     args[1] = st->retry;
@@ -1865,6 +1883,68 @@ loyalty_consumer_close(loyalty_cycle_t *cycle)
     }
 
     event_base_loopexit(cycle->base, NULL);
+}
+
+
+/*
+ * After the loop: free what is left (a reload execs a new image, and
+ * hiredis 0.14 opens its sockets without close-on-exec).  Jobs still
+ * held stay pending in Redis.
+ */
+
+void
+loyalty_consumer_cleanup(loyalty_cycle_t *cycle)
+{
+    unsigned             i;
+    loyalty_job_t       *job;
+    struct event        *timers[5];
+    redisAsyncContext   *ac;
+    loyalty_consumer_t  *cs;
+
+    cs = &loyalty_consumer;
+    cycle->stopping = 1;
+
+    if (cs->rd != NULL) {
+        ac = cs->rd;
+        cs->rd = NULL;
+        redisAsyncFree(ac);
+    }
+
+    if (cs->cmd != NULL) {
+        ac = cs->cmd;
+        cs->cmd = NULL;
+        cs->cmd_ready = 0;
+        redisAsyncFree(ac);
+    }
+
+    while (cs->jobs != NULL) {
+        job = cs->jobs;
+        loyalty_job_free(job);
+    }
+
+    timers[0] = cs->read_timer;
+    timers[1] = cs->claim_timer;
+    timers[2] = cs->reconnect_timer;
+    timers[3] = cs->retry_timer;
+    timers[4] = cs->trim_timer;
+
+    for (i = 0; i < 5; i++) {
+        if (timers[i] != NULL) {
+            event_free(timers[i]);
+        }
+    }
+
+    for (i = 0; cs->stores != NULL && i < cs->nstores; i++) {
+        free(cs->stores[i].key);
+        free(cs->stores[i].dlq);
+        free(cs->stores[i].retry);
+    }
+
+    free(cs->stores);
+    free(cs->argv);
+    free(cs->argvlen);
+
+    memset(cs, 0, sizeof(loyalty_consumer_t));
 }
 
 

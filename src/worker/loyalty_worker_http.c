@@ -32,14 +32,16 @@
 typedef struct loyalty_delivery_s  loyalty_delivery_t;
 
 struct loyalty_delivery_s {
-    loyalty_delivery_t   *next;             /* destination queue */
+    loyalty_delivery_t   *next;             /* destination queue, or the
+                                               requests in flight */
+    loyalty_delivery_t   *prev;             /* in flight */
     loyalty_job_t        *job;
     loyalty_dest_conf_t  *dest;
     CURL                 *easy;
     struct curl_slist    *headers;
     char                 *body;
     size_t                body_len;
-    uint64_t              start_ms;
+    uint64_t              start_us;
     size_t                snippet_len;
     char                  snippet[LOYALTY_HTTP_SNIPPET];
     char                  error[CURL_ERROR_SIZE];
@@ -66,6 +68,10 @@ static size_t loyalty_http_write(char *p, size_t size, size_t n, void *arg);
 
 
 static CURLM         *loyalty_multi;
+
+/* requests in flight, freed by cleanup after a deadline or a second
+ * signal: nothing of them may outlive the image (reload) */
+static loyalty_delivery_t  *loyalty_http_active;
 static struct event  *loyalty_http_timer;
 static unsigned       loyalty_http_running;
 
@@ -107,6 +113,21 @@ loyalty_http_init(loyalty_cycle_t *cycle)
 void
 loyalty_http_cleanup(void)
 {
+    loyalty_delivery_t  *d;
+
+    while (loyalty_http_active != NULL) {
+        d = loyalty_http_active;
+        loyalty_http_active = d->next;
+
+        curl_multi_remove_handle(loyalty_multi, d->easy);
+        curl_easy_cleanup(d->easy);
+        curl_slist_free_all(d->headers);
+        free(d->body);
+        free(d);
+    }
+
+    loyalty_http_running = 0;
+
     if (loyalty_multi != NULL) {
         curl_multi_cleanup(loyalty_multi);
         loyalty_multi = NULL;
@@ -286,6 +307,7 @@ loyalty_http_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest)
     }
 
     dest->queue_tail = d;
+    dest->queued++;
 
     if (dest->rate > 0) {
         loyalty_http_next(dest);
@@ -319,6 +341,7 @@ loyalty_http_cancel_queued(void)
 
         dest->queue_head = NULL;
         dest->queue_tail = NULL;
+        dest->queued = 0;
     }
 
     loyalty_rl_stop(&loyalty_cycle);
@@ -361,6 +384,7 @@ loyalty_http_start_head(loyalty_dest_conf_t *dest)
     }
 
     dest->queue_head = d->next;
+    dest->queued--;
 
     if (dest->queue_head == NULL) {
         dest->queue_tail = NULL;
@@ -423,9 +447,16 @@ loyalty_http_start(loyalty_delivery_t *d)
         goto failed;
     }
 
-    d->start_ms = loyalty_now_ms();
+    d->start_us = loyalty_now_us();
     dest->inflight++;
     loyalty_http_running++;
+
+    d->next = loyalty_http_active;
+    d->prev = NULL;
+    if (loyalty_http_active != NULL) {
+        loyalty_http_active->prev = d;
+    }
+    loyalty_http_active = d;
 
     return;
 
@@ -433,6 +464,7 @@ failed:
 
     curl_slist_free_all(d->headers);
     free(d->body);
+    loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_TRANSIENT, 0);
     memset(&o, 0, sizeof(o));
     o.error = "cannot start the request";
     loyalty_consumer_done(d->job, dest, &o);
@@ -464,6 +496,7 @@ static void
 loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc)
 {
     long                  status, latency;
+    uint64_t              us;
     curl_off_t            after;
     loyalty_outcome_t     o;
     loyalty_dest_conf_t  *dest;
@@ -472,7 +505,8 @@ loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc)
     dest = d->dest;
     status = 0;
     after = 0;
-    latency = (long) (loyalty_now_ms() - d->start_ms);
+    us = loyalty_now_us() - d->start_us;
+    latency = (long) (us / 1000);
 
     curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
 
@@ -485,6 +519,16 @@ loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc)
 
     curl_multi_remove_handle(loyalty_multi, d->easy);
     curl_easy_cleanup(d->easy);
+
+    if (d->prev != NULL) {
+        d->prev->next = d->next;
+    } else {
+        loyalty_http_active = d->next;
+    }
+
+    if (d->next != NULL) {
+        d->next->prev = d->prev;
+    }
 
     /* every worker stops sending to dest for Retry-After (or 1 s) */
     if (rc == CURLE_OK && status == 429 && dest->rate > 0) {
@@ -525,6 +569,10 @@ loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc)
                     o.permanent ? "permanent" : "transient",
                     (int) d->snippet_len, d->snippet);
     }
+
+    loyalty_metrics_delivery(dest, o.ok ? LOYALTY_DELIVERY_SUCCESS
+                                   : o.permanent ? LOYALTY_DELIVERY_PERMANENT
+                                   : LOYALTY_DELIVERY_TRANSIENT, us);
 
     curl_slist_free_all(d->headers);
     free(d->body);

@@ -48,6 +48,17 @@ loyalty_now_ms(void)
 }
 
 
+uint64_t
+loyalty_now_us(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
 /* dst holds at least 6 * len bytes; returns the bytes written */
 
 size_t

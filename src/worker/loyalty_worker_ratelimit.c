@@ -164,6 +164,7 @@ loyalty_rl_reply(void *r, void *data)
     if (reply->integer > 0) {
         loyalty_log(LOYALTY_LOG_DEBUG, NULL, dest->name, -1, -1,
                     "rate limit: wait %lld ms", reply->integer);
+        loyalty_metrics_rl_wait(dest);
         loyalty_rl_wait(dest, (uint64_t) reply->integer);
         return;
     }
@@ -231,6 +232,7 @@ loyalty_rl_pause(loyalty_dest_conf_t *dest, uint64_t ms)
                               args, 2, NULL, NULL)
         == LOYALTY_OK)
     {
+        loyalty_metrics_rl_pause(dest);
         loyalty_log(LOYALTY_LOG_INFO, NULL, dest->name, 429, -1,
                     "429: destination paused for %llu ms (shared)",
                     (unsigned long long) ms);
