@@ -7,7 +7,8 @@
  *   loyalty_worker_main.c      argv, signals, start and graceful stop
  *   loyalty_worker_conf.c      YAML (libcyaml schema) -> conf, -t checks
  *   loyalty_worker_consumer.c  Redis: groups, XREADGROUP, XAUTOCLAIM,
- *                              XACK, retries, dead letters, trimming
+ *                              XACK, retries, dead letters, trimming,
+ *                              held entries kept fresh, dead consumers
  *   loyalty_worker_http.c      libcurl multi socket API on the base,
  *                              the webhook destination (Standard Webhooks)
  *   loyalty_worker_ratelimit.c shared GCRA rate limits and 429 pauses
@@ -56,8 +57,8 @@ typedef struct {
     unsigned              queued;              /* waiting for a slot */
     void                 *queue_head;          /* loyalty_delivery_t */
     void                 *queue_tail;
-    char                 *rl_key;              /* loyalty:rl:<name> */
-    char                 *rl_pause_key;        /* loyalty:rl:<name>:pause */
+    char                 *rl_key;              /* loyalty:rl:{<name>} */
+    char                 *rl_pause_key;        /* loyalty:rl:{<name>}:pause */
     struct event         *rl_timer;            /* waiting for a token */
     unsigned              rl_asking:1;         /* token script in flight */
     char                  rl_interval[24];     /* emission interval, us */
@@ -96,6 +97,9 @@ typedef struct {
     uint32_t              max_attempts;
     uint32_t              retry_interval_ms;
     uint32_t              trim_interval_ms;
+    uint32_t              consumer_gc_ms;
+    char                 *redis_password_file;
+    uint32_t              redis_db;
     char                 *log_level;
     char                 *metrics;             /* listen address or NULL */
 
@@ -104,6 +108,8 @@ typedef struct {
     int                   redis_port;
     char                  metrics_host[64];    /* numeric IP */
     int                   metrics_port;
+    char                  redis_user[256];     /* ACL user, "" for none */
+    char                  redis_pass[512];     /* "" for no AUTH */
 } loyalty_conf_t;
 
 
@@ -191,6 +197,8 @@ loyalty_conf_t *loyalty_conf_load(const char *path, char *errbuf,
     size_t errlen);
 void loyalty_conf_free(loyalty_conf_t *conf);
 int loyalty_conf_metrics_loopback(loyalty_conf_t *conf);
+int loyalty_conf_redis_argv(loyalty_conf_t *conf, int which,
+    const char **argv, size_t *lens);
 
 
 /* consumer */

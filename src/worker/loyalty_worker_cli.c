@@ -46,21 +46,28 @@ static int loyalty_cli_usage(void);
 /*
  * Replay: the envelope goes back to loyalty:{S}:in as a fresh entry
  * (without the dead letter's own fields) and leaves the dlq, atomically.
+ * dlq_done (the destinations already served) becomes the entry's _done,
+ * which the worker honours: only the others get it again.
  * KEYS: dlq, in; ARGV: dlq entry id.  Returns the new entry id.
  */
 static const char  loyalty_replay_script[] =
     "local r = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) "
     "if #r == 0 then return false end "
     "local meta = { dlq_reason = 1, dlq_entry = 1, dlq_at = 1, error = 1, "
-    "  status = 1, attempts = 1, dest = 1, failed_at = 1 } "
-    "local f, out = r[1][2], {} "
+    "  status = 1, attempts = 1, dest = 1, failed_at = 1, dlq_done = 1 } "
+    "local f, out, done = r[1][2], {}, nil "
     "for i = 1, #f, 2 do "
+    "  if f[i] == 'dlq_done' then done = f[i + 1] end "
     "  if not meta[f[i]] then "
     "    out[#out + 1] = f[i] "
     "    out[#out + 1] = f[i + 1] "
     "  end "
     "end "
     "if #out == 0 then return redis.error_reply('no envelope fields') end "
+    "if done and done ~= '' then "
+    "  out[#out + 1] = '_done' "
+    "  out[#out + 1] = done "
+    "end "
     "local id = redis.call('XADD', KEYS[2], '*', unpack(out)) "
     "redis.call('XDEL', KEYS[1], ARGV[1]) "
     "return id";
@@ -74,12 +81,15 @@ static const char  loyalty_purge_all_script[] =
 int
 loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
 {
-    int              rc, json;
+    int              rc, json, i, n;
     long             count;
     char            *end;
     const char      *cmd, *store, *id;
+    redisReply      *r;
     redisContext    *c;
     struct timeval   tv;
+    const char      *av[4];
+    size_t           lens[4];
 
     cmd = argv[0];
     store = NULL;
@@ -150,6 +160,29 @@ loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
     }
 
     redisSetTimeout(c, tv);
+
+    /* AUTH, then SELECT, as the worker's own connections do */
+    for (i = 0; i < 2; i++) {
+        n = loyalty_conf_redis_argv(conf, i, av, lens);
+
+        if (n == 0) {
+            continue;
+        }
+
+        r = redisCommandArgv(c, n, av, lens);
+
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "loyalty-worker: redis %s: %s%s\n", av[0],
+                    r ? r->str : c->errstr,
+                    i == 0 ? " (check redis_password_file)"
+                           : " (check redis_db)");
+            freeReplyObject(r);
+            redisFree(c);
+            return 1;
+        }
+
+        freeReplyObject(r);
+    }
 
     if (strcmp(cmd, "stats") == 0) {
         rc = loyalty_cli_stats(c, conf, json);

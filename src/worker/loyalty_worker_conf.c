@@ -49,6 +49,8 @@ static int loyalty_conf_dest_check(loyalty_dest_conf_t *d, char *err,
     size_t len);
 static int loyalty_conf_redis(loyalty_conf_t *conf, char *err, size_t len);
 static int loyalty_conf_metrics(loyalty_conf_t *conf, char *err, size_t len);
+static int loyalty_conf_redis_password(loyalty_conf_t *conf, char *err,
+    size_t len);
 static int loyalty_conf_has(char **list, unsigned n, const char *s);
 
 
@@ -140,6 +142,13 @@ static const cyaml_schema_field_t  loyalty_conf_fields[] = {
                      loyalty_conf_t, retry_interval_ms),
     CYAML_FIELD_UINT("trim_interval_ms", CYAML_FLAG_OPTIONAL,
                      loyalty_conf_t, trim_interval_ms),
+    CYAML_FIELD_UINT("consumer_gc_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, consumer_gc_ms),
+    CYAML_FIELD_STRING_PTR("redis_password_file",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_conf_t, redis_password_file, 1, 4096),
+    CYAML_FIELD_UINT("redis_db", CYAML_FLAG_OPTIONAL,
+                     loyalty_conf_t, redis_db),
     CYAML_FIELD_STRING_PTR("log_level",
                            CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_conf_t, log_level, 1, 16),
@@ -176,6 +185,9 @@ static const loyalty_conf_num_t  loyalty_conf_main_nums[] = {
       500, 10, 60000 },
     { "trim_interval_ms", offsetof(loyalty_conf_t, trim_interval_ms),
       10000, 100, 3600000 },
+    { "consumer_gc_ms", offsetof(loyalty_conf_t, consumer_gc_ms),
+      3600000, 1000, 2592000000U },
+    { "redis_db", offsetof(loyalty_conf_t, redis_db), 0, 0, 65535 },
     { NULL, 0, 0, 0, 0 }
 };
 
@@ -346,6 +358,8 @@ loyalty_conf_free(loyalty_conf_t *conf)
         return;
     }
 
+    memset(conf->redis_pass, 0, sizeof(conf->redis_pass));
+
     for (i = 0; i < conf->destinations_count; i++) {
         if (conf->destinations[i].key != NULL) {
             loyalty_hmac_key_free(conf->destinations[i].key);
@@ -360,15 +374,31 @@ loyalty_conf_free(loyalty_conf_t *conf)
 static int
 loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
 {
+    int                   gc_set;
     unsigned              i, j, k;
     loyalty_str_t         s;
     loyalty_flow_conf_t  *f;
     loyalty_dest_conf_t  *d, *longest;
 
+    gc_set = conf->consumer_gc_ms != 0;
+
     if (loyalty_conf_nums(loyalty_conf_main_nums, conf, "", err, len)
         != LOYALTY_OK)
     {
         return LOYALTY_ERROR;
+    }
+
+    /* a consumer is removed only once a dead worker's entries had time
+     * to be claimed; the default follows a long claim_timeout_ms */
+    if (conf->consumer_gc_ms / 2 < conf->claim_timeout_ms) {
+        if (gc_set) {
+            snprintf(err, len, "consumer_gc_ms (%u) must be at least twice "
+                     "claim_timeout_ms (%u)", conf->consumer_gc_ms,
+                     conf->claim_timeout_ms);
+            return LOYALTY_ERROR;
+        }
+
+        conf->consumer_gc_ms = conf->claim_timeout_ms * 2;
     }
 
     if (conf->retry_cap_ms < conf->retry_base_ms) {
@@ -386,7 +416,8 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
     }
 
     if (loyalty_conf_redis(conf, err, len) != LOYALTY_OK
-        || loyalty_conf_metrics(conf, err, len) != LOYALTY_OK)
+        || loyalty_conf_metrics(conf, err, len) != LOYALTY_OK
+        || loyalty_conf_redis_password(conf, err, len) != LOYALTY_OK)
     {
         return LOYALTY_ERROR;
     }
@@ -435,24 +466,6 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
                  "request still in flight could be claimed by another worker",
                  conf->claim_timeout_ms, longest->timeout_ms, longest->name);
         return LOYALTY_ERROR;
-    }
-
-    /* a full batch queued for one limited destination drains in
-     * batch / rate seconds; longer, and waiting entries get claimed */
-    for (i = 0; i < conf->destinations_count; i++) {
-        d = &conf->destinations[i];
-
-        if (d->rate > 0
-            && (double) conf->batch * 1000.0 / d->rate
-               >= (double) conf->claim_timeout_ms)
-        {
-            snprintf(err, len, "claim_timeout_ms (%u) must exceed batch / "
-                     "rate (%u / %g/s of destination \"%s\" = %.0f ms), or "
-                     "entries waiting for a token could be claimed by "
-                     "another worker", conf->claim_timeout_ms, conf->batch,
-                     d->rate, d->name, (double) conf->batch * 1000.0 / d->rate);
-            return LOYALTY_ERROR;
-        }
     }
 
     for (i = 0; i < conf->flows_count; i++) {
@@ -794,6 +807,110 @@ loyalty_conf_metrics_loopback(loyalty_conf_t *conf)
 {
     return strncmp(conf->metrics_host, "127.", 4) == 0
            || strcmp(conf->metrics_host, "::1") == 0;
+}
+
+
+/*
+ * redis_password_file: the first line is the password, or "user:password"
+ * for an ACL user (split at the first colon).  Read once, never logged.
+ */
+
+static int
+loyalty_conf_redis_password(loyalty_conf_t *conf, char *err, size_t len)
+{
+    FILE    *fp;
+    size_t   n;
+    char    *colon;
+    char     line[800];
+
+    if (conf->redis_password_file == NULL) {
+        return LOYALTY_OK;
+    }
+
+    fp = fopen(conf->redis_password_file, "r");
+    if (fp == NULL) {
+        snprintf(err, len, "redis_password_file \"%s\": %s",
+                 conf->redis_password_file, strerror(errno));
+        return LOYALTY_ERROR;
+    }
+
+    if (fgets(line, sizeof(line), fp) == NULL) {
+        line[0] = '\0';
+    }
+
+    fclose(fp);
+
+    n = strlen(line);
+    while (n > 0 && isspace((u_char) line[n - 1])) {
+        line[--n] = '\0';
+    }
+
+    colon = strchr(line, ':');
+
+    if (colon != NULL) {
+        *colon++ = '\0';
+    }
+
+    if (n == 0 || (colon != NULL && (line[0] == '\0' || *colon == '\0'))
+        || strlen(line) >= sizeof(conf->redis_user)
+        || strlen(colon ? colon : line) >= sizeof(conf->redis_pass))
+    {
+        memset(line, 0, sizeof(line));
+        snprintf(err, len, "redis_password_file \"%s\": the first line "
+                 "must be a password or user:password (at most %u bytes)",
+                 conf->redis_password_file,
+                 (unsigned) sizeof(conf->redis_pass) - 1);
+        return LOYALTY_ERROR;
+    }
+
+    if (colon != NULL) {
+        strcpy(conf->redis_user, line);
+        strcpy(conf->redis_pass, colon);
+
+    } else {
+        strcpy(conf->redis_pass, line);
+    }
+
+    memset(line, 0, sizeof(line));
+
+    return LOYALTY_OK;
+}
+
+
+/*
+ * The commands every new Redis connection sends first: which 0 AUTH,
+ * 1 SELECT.  Returns argc, 0 when the command is not needed.
+ */
+
+int
+loyalty_conf_redis_argv(loyalty_conf_t *conf, int which, const char **argv,
+    size_t *lens)
+{
+    int          i, n;
+    static char  db[16];
+
+    n = 0;
+
+    if (which == 0 && conf->redis_pass[0] != '\0') {
+        argv[n++] = "AUTH";
+
+        if (conf->redis_user[0] != '\0') {
+            argv[n++] = conf->redis_user;
+        }
+
+        argv[n++] = conf->redis_pass;
+
+    } else if (which == 1 && conf->redis_db != 0) {
+        snprintf(db, sizeof(db), "%u", conf->redis_db);
+        argv[n++] = "SELECT";
+        argv[n++] = db;
+    }
+
+    for (i = 0; i < n; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+
+    return n;
 }
 
 

@@ -21,7 +21,10 @@
  * (a lease) instead of removing them: a worker that dies holding one
  * loses nothing.  Success, the next failure and the dead letter each
  * end a retry in one script.  A third timer trims the streams below the
- * group's oldest unfinished entry.
+ * group's oldest unfinished entry and removes dead consumers (idle, with
+ * nothing pending).  A fourth one keeps the entries and retries we hold
+ * fresh (XCLAIM JUSTID, lease renewed), so waiting for a slot or a token
+ * never hands them to another worker.
  */
 
 #include <errno.h>
@@ -41,6 +44,7 @@
 
 #define LOYALTY_RETRY_READ_MS   200
 #define LOYALTY_RECONNECT_MS    500
+#define LOYALTY_HOLD_MAX        1000     /* ids per refresh script */
 
 
 typedef struct {
@@ -71,6 +75,7 @@ typedef struct {
     struct event         *reconnect_timer;
     struct event         *retry_timer;
     struct event         *trim_timer;
+    struct event         *hold_timer;
     const char          **argv;
     size_t               *argvlen;
 } loyalty_consumer_t;
@@ -115,6 +120,15 @@ static void loyalty_consumer_retry_done(redisAsyncContext *ac, void *r,
     void *privdata);
 static void loyalty_consumer_trim_timer(evutil_socket_t fd, short what,
     void *arg);
+static void loyalty_consumer_gc_done(void *r, void *data);
+static void loyalty_consumer_hold_timer(evutil_socket_t fd, short what,
+    void *arg);
+static void loyalty_consumer_hold(loyalty_consumer_t *cs, unsigned store,
+    int retry);
+static int loyalty_consumer_hold_has(loyalty_job_t *job, unsigned store,
+    int retry);
+static void loyalty_consumer_auth_done(redisAsyncContext *ac, void *r,
+    void *privdata);
 static void loyalty_consumer_finish(loyalty_consumer_t *cs,
     loyalty_job_t *job);
 static void loyalty_consumer_done_parse(loyalty_consumer_t *cs,
@@ -133,6 +147,7 @@ static void loyalty_consumer_cmd_done(redisAsyncContext *ac, void *r,
     void *privdata);
 static int loyalty_consumer_route(loyalty_consumer_t *cs, loyalty_job_t *job,
     int submit);
+static int loyalty_consumer_own_field(redisReply *f, int retry);
 static int loyalty_list_has(char **list, unsigned n, const loyalty_str_t *s);
 static int loyalty_json_check(const loyalty_str_t *text, loyalty_err_t *err);
 static void *loyalty_arena_alloc(void *ctx, size_t size);
@@ -180,7 +195,11 @@ static const char  loyalty_retry_ok_script[] =
     "redis.call('DEL', KEYS[2]) "
     "return redis.call('ZREM', KEYS[1], ARGV[1])";
 
-/* KEYS: retry; ARGV: count, lease_ms.  Returns id, fields, id, ... */
+/*
+ * KEYS: retry; ARGV: count, lease_ms, consumer.  Returns id, fields, id,
+ * ...  The hash keys are built from KEYS[1] (same {S} slot): which ones
+ * is only known inside the script.  _owner: who may renew the lease.
+ */
 static const char  loyalty_take_script[] =
     "local t = redis.call('TIME') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
@@ -191,8 +210,69 @@ static const char  loyalty_take_script[] =
     "  local h = redis.call('HGETALL', KEYS[1] .. ':' .. id) "
     "  if #h == 0 then redis.call('ZREM', KEYS[1], id) else "
     "    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id) "
+    "    redis.call('HSET', KEYS[1] .. ':' .. id, '_owner', ARGV[3]) "
     "    out[#out + 1] = id "
     "    out[#out + 1] = h "
+    "  end "
+    "end "
+    "return out";
+
+/*
+ * KEYS: in; ARGV: group, consumer, ids...  Resets the idle time of the
+ * entries still pending for us (XCLAIM to ourselves, min idle 0):
+ * XAUTOCLAIM elsewhere sees them busy.  JUSTID leaves the delivery
+ * counter alone.  An entry another worker claimed meanwhile is not taken
+ * back.  Returns how many were refreshed.
+ */
+static const char  loyalty_hold_script[] =
+    "local c = { 'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0 } "
+    "for i = 3, #ARGV do "
+    "  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, "
+    "                 ARGV[2]) > 0 then c[#c + 1] = ARGV[i] end "
+    "end "
+    "if #c == 5 then return 0 end "
+    "c[#c + 1] = 'JUSTID' "
+    "return #redis.call(unpack(c))";
+
+/*
+ * KEYS: retry, hashes...; ARGV: lease_ms, consumer, ids (one per hash).
+ * Renews the lease of the retries we took, if still there and ours.
+ */
+static const char  loyalty_hold_retry_script[] =
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local n = 0 "
+    "for i = 3, #ARGV do "
+    "  if redis.call('HGET', KEYS[i - 1], '_owner') == ARGV[2] "
+    "     and redis.call('ZSCORE', KEYS[1], ARGV[i]) then "
+    "    redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), "
+    "               ARGV[i]) "
+    "    n = n + 1 "
+    "  end "
+    "end "
+    "return n";
+
+/*
+ * KEYS: in; ARGV: group, consumer, idle_ms.  Removes the consumers idle
+ * longer than idle_ms with nothing pending (DELCONSUMER would drop their
+ * pending entries: checked in the same script), never ourselves.
+ * Returns the names removed.
+ */
+static const char  loyalty_gc_script[] =
+    "local cs = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1]) "
+    "if type(cs) ~= 'table' or cs.err then return {} end "
+    "local out = {} "
+    "for _, c in ipairs(cs) do "
+    "  local name, pending, idle "
+    "  for i = 1, #c, 2 do "
+    "    if c[i] == 'name' then name = c[i + 1] "
+    "    elseif c[i] == 'pending' then pending = c[i + 1] "
+    "    elseif c[i] == 'idle' then idle = c[i + 1] end "
+    "  end "
+    "  if name and name ~= ARGV[2] and pending == 0 and idle "
+    "     and idle > tonumber(ARGV[3]) then "
+    "    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name) "
+    "    out[#out + 1] = name "
     "  end "
     "end "
     "return out";
@@ -279,10 +359,12 @@ loyalty_consumer_init(loyalty_cycle_t *cycle)
                                   cs);
     cs->trim_timer = evtimer_new(cycle->base, loyalty_consumer_trim_timer,
                                  cs);
+    cs->hold_timer = evtimer_new(cycle->base, loyalty_consumer_hold_timer,
+                                 cs);
 
     if (cs->read_timer == NULL || cs->claim_timer == NULL
         || cs->reconnect_timer == NULL || cs->retry_timer == NULL
-        || cs->trim_timer == NULL)
+        || cs->trim_timer == NULL || cs->hold_timer == NULL)
     {
         return LOYALTY_ERROR;
     }
@@ -328,8 +410,11 @@ loyalty_consumer_connect(loyalty_consumer_t *cs)
 static redisAsyncContext *
 loyalty_consumer_open(loyalty_consumer_t *cs)
 {
+    int                 i, argc;
     loyalty_conf_t     *conf;
     redisAsyncContext  *ac;
+    const char         *argv[4];
+    size_t              lens[4];
 
     conf = cs->cycle->conf;
 
@@ -357,7 +442,55 @@ loyalty_consumer_open(loyalty_consumer_t *cs)
     redisAsyncSetConnectCallback(ac, loyalty_consumer_connected);
     redisAsyncSetDisconnectCallback(ac, loyalty_consumer_disconnected);
 
+    /* queued first on the new connection: every command after them runs
+     * authenticated, in the right database */
+    for (i = 0; i < 2; i++) {
+        argc = loyalty_conf_redis_argv(conf, i, argv, lens);
+
+        if (argc > 0) {
+            redisAsyncCommandArgv(ac, loyalty_consumer_auth_done,
+                                  (void *) argv[0], argc, argv, lens);
+        }
+    }
+
     return ac;
+}
+
+
+/*
+ * AUTH or SELECT refused: say why (never the password; as an error at
+ * most every 10 s, the reconnects go on) and drop the connection at once,
+ * so the commands queued behind fail quietly (NULL replies)
+ */
+
+static void
+loyalty_consumer_auth_done(redisAsyncContext *ac, void *r, void *privdata)
+{
+    int              level;
+    uint64_t         now;
+    redisReply      *reply;
+    static uint64_t  last;
+
+    reply = r;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    now = loyalty_now_ms();
+    level = LOYALTY_LOG_DEBUG;
+
+    if (last == 0 || now - last >= 10000) {
+        level = LOYALTY_LOG_ERR;
+        last = now;
+    }
+
+    loyalty_log(level, NULL, NULL, -1, -1, "redis %s: %s%s",
+                (char *) privdata, reply->str,
+                strcmp(privdata, "AUTH") == 0
+                ? " (check redis_password_file)" : " (check redis_db)");
+
+    redisAsyncFree(ac);
 }
 
 
@@ -408,6 +541,8 @@ loyalty_consumer_connected(const redisAsyncContext *ac, int status)
                              cs->cycle->conf->retry_interval_ms);
         loyalty_consumer_arm(cs->trim_timer,
                              cs->cycle->conf->trim_interval_ms);
+        loyalty_consumer_arm(cs->hold_timer,
+                             cs->cycle->conf->claim_timeout_ms / 3);
 
     } else if (ac == cs->rd) {
         cs->rd_ready = 1;
@@ -438,6 +573,7 @@ loyalty_consumer_disconnected(const redisAsyncContext *ac, int status)
         evtimer_del(cs->claim_timer);
         evtimer_del(cs->retry_timer);
         evtimer_del(cs->trim_timer);
+        evtimer_del(cs->hold_timer);
     }
 
     if (cs->cycle->stopping) {
@@ -899,13 +1035,14 @@ loyalty_consumer_retry_timer(evutil_socket_t fd, short what, void *arg)
         cs->argv[3] = cs->stores[i].retry;
         cs->argv[4] = args[0];
         cs->argv[5] = args[1];
+        cs->argv[6] = cs->cycle->consumer;
 
-        for (k = 0; k < 6; k++) {
+        for (k = 0; k < 7; k++) {
             cs->argvlen[k] = strlen(cs->argv[k]);
         }
 
         if (redisAsyncCommandArgv(cs->cmd, loyalty_consumer_retry_done,
-                                  (void *) (uintptr_t) i, 6, cs->argv,
+                                  (void *) (uintptr_t) i, 7, cs->argv,
                                   cs->argvlen)
             == REDIS_OK)
         {
@@ -972,6 +1109,8 @@ loyalty_consumer_trim_timer(evutil_socket_t fd, short what, void *arg)
 {
     unsigned             i;
     loyalty_consumer_t  *cs;
+    const char          *args[4];
+    char                 gc[16];
 
     (void) fd;
     (void) what;
@@ -983,6 +1122,7 @@ loyalty_consumer_trim_timer(evutil_socket_t fd, short what, void *arg)
     }
 
     loyalty_consumer_arm(cs->trim_timer, cs->cycle->conf->trim_interval_ms);
+    snprintf(gc, sizeof(gc), "%u", cs->cycle->conf->consumer_gc_ms);
 
     for (i = 0; i < cs->nstores; i++) {
         if (redisAsyncCommand(cs->cmd, loyalty_consumer_cmd_done, "XTRIM",
@@ -992,7 +1132,167 @@ loyalty_consumer_trim_timer(evutil_socket_t fd, short what, void *arg)
         {
             cs->outstanding++;
         }
+
+        args[0] = cs->stores[i].key;
+        args[1] = LOYALTY_WORKER_GROUP;
+        args[2] = cs->cycle->consumer;
+        args[3] = gc;
+
+        (void) loyalty_consumer_eval("consumer cleanup", loyalty_gc_script,
+                                     1, args, 4, loyalty_consumer_gc_done,
+                                     (void *) (uintptr_t) i);
     }
+}
+
+
+static void
+loyalty_consumer_gc_done(void *r, void *data)
+{
+    size_t               j;
+    unsigned             s;
+    redisReply          *reply;
+    loyalty_consumer_t  *cs;
+
+    cs = &loyalty_consumer;
+    reply = r;
+    s = (unsigned) (uintptr_t) data;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    for (j = 0; j < reply->elements; j++) {
+        if (reply->element[j]->type == REDIS_REPLY_STRING) {
+            loyalty_log(LOYALTY_LOG_INFO, NULL, NULL, -1, -1,
+                        "removed consumer %s of %s: idle over %u ms, "
+                        "nothing pending", reply->element[j]->str,
+                        cs->stores[s].key, cs->cycle->conf->consumer_gc_ms);
+        }
+    }
+}
+
+
+/*
+ * Every claim_timeout_ms / 3: what we hold (read or leased, waiting for
+ * a slot or a token, or in flight) is made fresh again in Redis, so it
+ * is never idle long enough for another worker to take it too.
+ */
+
+static void
+loyalty_consumer_hold_timer(evutil_socket_t fd, short what, void *arg)
+{
+    unsigned             i;
+    loyalty_consumer_t  *cs;
+
+    (void) fd;
+    (void) what;
+
+    cs = arg;
+
+    if (cs->cycle->stopping || !cs->cmd_ready) {
+        return;
+    }
+
+    loyalty_consumer_arm(cs->hold_timer, cs->cycle->conf->claim_timeout_ms / 3);
+
+    for (i = 0; i < cs->nstores; i++) {
+        loyalty_consumer_hold(cs, i, 0);
+        loyalty_consumer_hold(cs, i, 1);
+    }
+}
+
+
+/* a job of this store and kind; stream ids are at most 41 bytes */
+
+static int
+loyalty_consumer_hold_has(loyalty_job_t *job, unsigned store, int retry)
+{
+    return job->store == store && job->retry == (unsigned) retry
+           && strlen(job->entry_id) < 48;
+}
+
+
+/* per store and kind, one script for each LOYALTY_HOLD_MAX ids */
+
+static void
+loyalty_consumer_hold(loyalty_consumer_t *cs, unsigned store, int retry)
+{
+    size_t            n, k, nkeys, len;
+    loyalty_job_t    *job, *from;
+    loyalty_store_t  *st;
+    const char      **args;
+    char             *keys, *p;
+    char              lease[16];
+
+    for (from = cs->jobs; from != NULL; from = from->next) {
+        if (loyalty_consumer_hold_has(from, store, retry)) {
+            break;
+        }
+    }
+
+    if (from == NULL) {
+        return;
+    }
+
+    st = &cs->stores[store];
+    snprintf(lease, sizeof(lease), "%u", cs->cycle->conf->claim_timeout_ms);
+
+    args = malloc((2 * LOYALTY_HOLD_MAX + 4) * sizeof(char *));
+    keys = malloc(LOYALTY_HOLD_MAX * (strlen(st->retry) + 50));
+    len = strlen(st->retry) + 50;
+
+    if (args == NULL || keys == NULL) {
+        free(args);
+        free(keys);
+        return;
+    }
+
+    while (from != NULL) {
+        /* stream: in, group, me, ids; retry: zset, hashes, lease, me, ids */
+        k = 0;
+        n = 0;
+        nkeys = 1;
+        p = keys;
+        args[k++] = retry ? st->retry : st->key;
+
+        for (job = from; job != NULL && n < LOYALTY_HOLD_MAX;
+             job = job->next)
+        {
+            if (!loyalty_consumer_hold_has(job, store, retry)) {
+                continue;
+            }
+
+            n++;
+
+            if (retry) {
+                args[k++] = p;
+                p += snprintf(p, len, "%s:%s", st->retry, job->entry_id) + 1;
+                nkeys++;
+            }
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        args[k++] = retry ? lease : LOYALTY_WORKER_GROUP;
+        args[k++] = cs->cycle->consumer;
+
+        for ( /* void */ ; from != job; from = from->next) {
+            if (loyalty_consumer_hold_has(from, store, retry)) {
+                args[k++] = from->entry_id;
+            }
+        }
+
+        loyalty_consumer_script(cs,
+                                retry ? "renewing leases" : "XCLAIM JUSTID",
+                                retry ? loyalty_hold_retry_script
+                                      : loyalty_hold_script,
+                                (int) nkeys, args, k, NULL, 0);
+    }
+
+    free(args);
+    free(keys);
 }
 
 
@@ -1059,8 +1359,9 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
         f = fields->element[i];
         v = fields->element[i + 1];
 
-        /* the retry's own fields are not the envelope's */
-        if (retry && f->len > 0 && f->str[0] == '_') {
+        /* the retry's own fields are not the envelope's; a replayed
+         * stream entry may carry _done */
+        if (loyalty_consumer_own_field(f, retry)) {
             if (strcmp(f->str, "_attempts") == 0) {
                 attempts = (unsigned) strtoul(v->str, NULL, 10);
 
@@ -1098,7 +1399,9 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
     for (i = 0, n = 0; i < fields->elements; i++) {
         f = fields->element[i];
 
-        if (retry && i % 2 == 0 && f->len > 0 && f->str[0] == '_') {
+        if (i % 2 == 0 && i + 1 < fields->elements
+            && loyalty_consumer_own_field(f, retry))
+        {
             i++;
             continue;
         }
@@ -1184,6 +1487,17 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
     }
 
     loyalty_consumer_route(cs, job, 1);
+}
+
+
+static int
+loyalty_consumer_own_field(redisReply *f, int retry)
+{
+    if (f->len == 0 || f->str[0] != '_') {
+        return 0;
+    }
+
+    return retry || strcmp(f->str, "_done") == 0;
 }
 
 
@@ -1438,6 +1752,17 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
 
     made = job->attempts + 1;
 
+    /* the destinations already served: a retry or a replay skips them */
+    p = done;
+    *p = '\0';
+
+    for (i = 0; i < conf->destinations_count; i++) {
+        if ((job->done[i / 8] >> (i % 8)) & 1) {
+            p += sprintf(p, "%s%s", p == done ? "" : " ",
+                         conf->destinations[i].name);
+        }
+    }
+
     if (job->permanent || made >= conf->max_attempts) {
         snprintf(a, sizeof(a), "%u", made);
         snprintf(st_buf, sizeof(st_buf), "%ld", job->status);
@@ -1457,6 +1782,7 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
         args[3] = a;
         args[4] = job->fail_dest ? job->fail_dest : "";
         args[5] = at;
+        args[6] = done;
         loyalty_consumer_dlq(cs, job->store, job->entry_id, job->retry,
                              args[0], args, job->fv, job->nfv);
         goto done;
@@ -1476,16 +1802,6 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
 
     if (job->retry_after_ms > delay) {
         delay = job->retry_after_ms;
-    }
-
-    p = done;
-    *p = '\0';
-
-    for (i = 0; i < conf->destinations_count; i++) {
-        if ((job->done[i / 8] >> (i % 8)) & 1) {
-            p += sprintf(p, "%s%s", p == done ? "" : " ",
-                         conf->destinations[i].name);
-        }
     }
 
     snprintf(a, sizeof(a), "%u", made);
@@ -1755,8 +2071,10 @@ loyalty_consumer_eval(const char *what, const char *script, int nkeys,
  * script, so a crash between them can neither lose the event nor
  * dead-letter it twice.  The dead letter carries dlq_reason, dlq_entry,
  * dlq_at, for a failed delivery error, status, attempts, dest, failed_at,
+ * dlq_done (when not empty),
  * then the envelope's own fields unchanged (for `dlq replay`).
- * meta: reason, error, status, attempts, dest, failed_at (or NULL).
+ * dlq_done lists the destinations that were served (replay skips them).
+ * meta: reason, error, status, attempts, dest, failed_at, done (or NULL).
  */
 
 static void
@@ -1814,6 +2132,11 @@ loyalty_consumer_dlq(loyalty_consumer_t *cs, unsigned store,
         args[n++] = meta[4];
         args[n++] = "failed_at";
         args[n++] = meta[5];
+
+        if (meta[6][0] != '\0') {
+            args[n++] = "dlq_done";
+            args[n++] = meta[6];
+        }
     }
 
     loyalty_consumer_script(cs, "dead letter", loyalty_dlq_script, 4, args,
@@ -1838,6 +2161,7 @@ loyalty_consumer_stop(loyalty_cycle_t *cycle)
     evtimer_del(cs->reconnect_timer);
     evtimer_del(cs->retry_timer);
     evtimer_del(cs->trim_timer);
+    evtimer_del(cs->hold_timer);
 
     rd = cs->rd;
     cs->rd = NULL;

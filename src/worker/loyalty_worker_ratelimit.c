@@ -3,7 +3,7 @@
  *
  * Shared rate limits per destination, for destinations with a `rate`.
  *
- * GCRA in one Lua script on loyalty:rl:<destination>: the key holds the
+ * GCRA in one Lua script on loyalty:rl:{<destination>}: the key holds the
  * theoretical arrival time (TAT, microseconds of Redis TIME, so the
  * clocks of the workers' machines do not matter).  Emission interval
  * T = 1e6 / rate us, tolerance tau = burst x T: a request at `now` is
@@ -12,7 +12,7 @@
  * any window of W seconds at most burst + W x rate requests are allowed,
  * whichever worker asks.
  *
- * A 429 sets loyalty:rl:<destination>:pause (PX = Retry-After, 1 s
+ * A 429 sets loyalty:rl:{<destination>}:pause (PX = Retry-After, 1 s
  * without one); the token script answers its PTTL first, without taking
  * a token, so every worker stops sending until it expires.
  *
@@ -80,7 +80,7 @@ loyalty_rl_init(loyalty_cycle_t *cycle)
             continue;
         }
 
-        n = strlen(dest->name) + sizeof("loyalty:rl::pause");
+        n = strlen(dest->name) + sizeof("loyalty:rl:{}:pause");
         dest->rl_key = malloc(n);
         dest->rl_pause_key = malloc(n);
         dest->rl_timer = evtimer_new(cycle->base, loyalty_rl_timer, dest);
@@ -91,8 +91,10 @@ loyalty_rl_init(loyalty_cycle_t *cycle)
             return LOYALTY_ERROR;
         }
 
-        snprintf(dest->rl_key, n, "loyalty:rl:%s", dest->name);
-        snprintf(dest->rl_pause_key, n, "loyalty:rl:%s:pause", dest->name);
+        /* one hash tag: the token script uses both (Redis Cluster) */
+        snprintf(dest->rl_key, n, "loyalty:rl:{%s}", dest->name);
+        snprintf(dest->rl_pause_key, n, "loyalty:rl:{%s}:pause",
+                 dest->name);
 
         /* rounded up: never faster than the rate */
         t = (double) (uint64_t) (1e6 / dest->rate);

@@ -82,6 +82,26 @@ for my $rl ("rate: 20\n    burst: 5", "rate: 0.5\n    burst: 3", "rate: 0",
     is $rc, 0, "destination with $what passes" or diag $out;
 }
 
+# entries waiting for a token are kept fresh (XCLAIM JUSTID): a backlog
+# that takes longer than claim_timeout_ms to drain is fine
+{
+    my $y = $good =~ s/concurrency: 8/concurrency: 8\n    rate: 0.5/r;
+    ($rc, $out) = check($y);
+    is $rc, 0, 'batch / rate above claim_timeout_ms passes' or diag $out;
+}
+
+# Redis authentication and database; the password never shows
+spew("$dir/empty-pass", "\n");
+spew("$dir/redis-pass", "s3cr3t-PASSWORD\n", 0600);
+{
+    my $y = "$good" . "redis_password_file: $dir/redis-pass\nredis_db: 3\n"
+          . "consumer_gc_ms: 60000\n";
+    ($rc, $out) = check($y);
+    is $rc, 0, 'redis_password_file, redis_db, consumer_gc_ms pass'
+        or diag $out;
+    unlike $out, qr/s3cr3t/, '... and -t does not print the password';
+}
+
 # [ description, transformation of $good, expected message ]
 my @bad = (
     [ 'unknown key', sub { "bogus: 1\n$_[0]" },
@@ -139,9 +159,19 @@ my @bad = (
       qr/destination "hooks": burst needs a rate/ ],
     [ 'burst out of range', sub { $_[0] =~ s/concurrency: 8/concurrency: 8\n    rate: 5\n    burst: 200000/r },
       qr/destination "hooks": burst: 200000 is out of range/ ],
-    [ 'claim_timeout_ms below batch / rate',
-      sub { $_[0] =~ s/concurrency: 8/concurrency: 8\n    rate: 0.5/r },
-      qr/claim_timeout_ms \(30000\) must exceed batch \/ rate \(64 \/ 0\.5\/s of destination "hooks" = 128000 ms\)/ ],
+    [ 'consumer_gc_ms below twice claim_timeout_ms',
+      sub { "$_[0]consumer_gc_ms: 50000\n" },
+      qr/consumer_gc_ms \(50000\) must be at least twice claim_timeout_ms \(30000\)/ ],
+    [ 'consumer_gc_ms out of range', sub { "$_[0]consumer_gc_ms: 10\n" },
+      qr/consumer_gc_ms: 10 is out of range \[1000, 2592000000\]/ ],
+    [ 'redis_db out of range', sub { "$_[0]redis_db: 70000\n" },
+      qr/redis_db: 70000 is out of range \[0, 65535\]/ ],
+    [ 'redis_password_file missing',
+      sub { "$_[0]redis_password_file: $dir/no-such-pass\n" },
+      qr/redis_password_file "[^"]+no-such-pass": No such file/ ],
+    [ 'redis_password_file empty',
+      sub { "$_[0]redis_password_file: $dir/empty-pass\n" },
+      qr/redis_password_file "[^"]+empty-pass": the first line must be a password or user:password/ ],
     [ 'retry_interval_ms not a number',
       sub { "$_[0]retry_interval_ms: soon\n" },
       qr/Invalid .*'soon'.*retry_interval_ms/ ],

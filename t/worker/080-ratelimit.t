@@ -1,10 +1,10 @@
 #!/usr/bin/perl
 
 # Shared rate limits: two workers on one Redis share a destination's
-# `rate` and `burst` through the GCRA script on loyalty:rl:<destination>,
+# `rate` and `burst` through the GCRA script on loyalty:rl:{<destination>},
 # so the receiver never sees more than rate + burst requests in any
 # second; a 429 with Retry-After pauses the destination for every worker
-# (loyalty:rl:<destination>:pause); a destination without a limit is not
+# (loyalty:rl:{<destination>}:pause); a destination without a limit is not
 # slowed by a throttled one.  The backlog (150 events) is written once both
 # workers are blocked in XREADGROUP.
 #
@@ -148,9 +148,9 @@ for my $i (0, 1) {
 ok $by{0} > 10 && $by{1} > 10,
     "both workers delivered to it ($by{0} + $by{1}): the limit is shared";
 
-my $pttl = $redis->cmd('PTTL', 'loyalty:rl:limited');
+my $pttl = $redis->cmd('PTTL', 'loyalty:rl:{limited}');
 ok !is_error($pttl) && $pttl > 0 && $pttl <= 2000,
-    "the GCRA state loyalty:rl:limited expires on its own (PTTL $pttl)";
+    "the GCRA state loyalty:rl:{limited} expires on its own (PTTL $pttl)";
 
 
 # --- a 429 with Retry-After: 2 pauses both workers ---
@@ -161,9 +161,9 @@ xadd('eu', sprintf 'evt_p%02d', $_) for 1 .. 30;
 ok wait_until(sub { grep { $_->{status} == 429 } @{ $slow->requests } },
               timeout => 10, interval => 0.02),
     '429 with Retry-After: 2 answered';
-my $ptl = $redis->cmd('PTTL', 'loyalty:rl:limited:pause');
+my $ptl = $redis->cmd('PTTL', 'loyalty:rl:{limited}:pause');
 ok !is_error($ptl) && $ptl > 1000 && $ptl <= 2000,
-    "... loyalty:rl:limited:pause set for Retry-After (PTTL $ptl)";
+    "... loyalty:rl:{limited}:pause set for Retry-After (PTTL $ptl)";
 
 ok wait_until(sub { keys %{ ok_ids($slow, qr/^evt_p/) } == 30 && settled() },
               timeout => 15),

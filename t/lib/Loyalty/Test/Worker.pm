@@ -104,7 +104,8 @@ sub write_config {
     for my $k (qw(claim_timeout_ms claim_interval_ms block_ms batch
                   shutdown_timeout_ms retry_base_ms retry_cap_ms
                   max_attempts retry_interval_ms trim_interval_ms
-                  log_level metrics))
+                  consumer_gc_ms redis_password_file redis_db log_level
+                  metrics))
     {
         $y .= "$k: $o{$k}\n" if defined $o{$k};
     }
