@@ -53,7 +53,7 @@ WORKER_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc/core \
 WORKER_LIBS := -lhiredis -levent -lcurl -lcyaml -lcrypto -lxml2
 
 .PHONY: all module worker module-asan unit deps test test-asan demo bench \
-    bench-edge clean bench-core fuzz sandbox
+    bench-edge clean bench-core fuzz sandbox bench-worker
 
 all: module worker
 
@@ -168,11 +168,16 @@ SANDBOX_LISTEN ?= 127.0.0.1:8090
 sandbox: deps
 	node src/sandbox/loyalty-sandbox.js --listen $(SANDBOX_LISTEN)
 
-bench: bench-edge bench-core
+bench: bench-edge bench-core bench-worker
 
 bench-edge: deps
 	$(MAKE) all
 	t/bench/edge
+
+# issue 4: loyalty-worker draining a pre-filled stream (docs/benchmarks.md)
+bench-worker: deps
+	$(MAKE) all
+	t/bench/worker
 
 clean:
 	rm -rf $(BUILD)

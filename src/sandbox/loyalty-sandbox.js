@@ -5,6 +5,11 @@
 // loopback for the tests, the demo and the benchmarks (docs/sandbox.md).
 //
 //   loyalty-sandbox [--listen HOST:PORT] [--port-file FILE] [--config FILE]
+//                   [--log-max N] [--log-body-max BYTES]
+//
+// --log-max: request log entries kept (default 200000; 0 keeps none, the
+// count goes on); --log-body-max: bytes of each body kept in the log
+// (default 65536).  For benchmarks; the defaults are what tests expect.
 //
 // PORT 0 (the default) picks a free port; the chosen one is printed and,
 // with --port-file, written to FILE once the server accepts connections.
@@ -26,7 +31,7 @@ const MODULES = [
 function usage(msg) {
     process.stderr.write('loyalty-sandbox: ' + msg + '\n'
         + 'usage: loyalty-sandbox [--listen HOST:PORT] [--port-file FILE]'
-        + ' [--config FILE]\n');
+        + ' [--config FILE] [--log-max N] [--log-body-max BYTES]\n');
     process.exit(2);
 }
 
@@ -47,6 +52,10 @@ function parseArgs(argv) {
         } else if (a === '--config' && v) {
             o.config = v;
             i++;
+        } else if ((a === '--log-max' || a === '--log-body-max') && v) {
+            if (!/^[0-9]+$/.test(v)) usage('bad ' + a + ' ' + v);
+            o[a === '--log-max' ? 'logMax' : 'logBodyMax'] = Number(v);
+            i++;
         } else {
             usage('unknown argument ' + a);
         }
@@ -56,7 +65,7 @@ function parseArgs(argv) {
 
 async function main() {
     const o = parseArgs(process.argv.slice(2));
-    const sb = new Sandbox();
+    const sb = new Sandbox({ logMax: o.logMax, logBodyMax: o.logBodyMax });
     for (const m of MODULES) sb.add(require(path.join(__dirname, m)));
     if (o.config) {
         const conf = JSON.parse(fs.readFileSync(o.config, 'utf8'));

@@ -4,6 +4,7 @@ package Loyalty::Test::Sandbox;
 # test file: a real loyalty-sandbox process on a free loopback port.
 #
 #   my $sb = Loyalty::Test::Sandbox->new;          # started
+#   ...->new(config => {..}, args => ['--log-max', 0])   # extra CLI args
 #   $sb->port; $sb->url('/loyaltylion');           # base URL of a service
 #   $sb->call('GET', '/loyaltylion/v2/orders/1', headers => {..},
 #             body => '..' | json => {..})         # a response hash
@@ -42,7 +43,8 @@ sub bin { repo_root() . '/src/sandbox/loyalty-sandbox.js' }
 sub new {
     my ($class, %o) = @_;
     my $self = bless { dir => make_servroot('sandbox'), owner => $$,
-                       config => $o{config} }, $class;
+                       config => $o{config}, args => $o{args} // [] },
+                  $class;
     push @instances, $self;
     $self->start;
     return $self;
@@ -53,7 +55,7 @@ sub start {
     my ($self) = @_;
     my $pf = "$self->{dir}/port";
     unlink $pf;
-    my @argv = ('node', bin(), '--port-file', $pf);
+    my @argv = ('node', bin(), '--port-file', $pf, @{ $self->{args} });
     if ($self->{config}) {
         my $cf = "$self->{dir}/config.json";
         open my $fh, '>', $cf or die "$cf: $!";
