@@ -19,7 +19,8 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until);
-use Loyalty::Test::Worker qw(write_config sw_verify new_whsec temp_dir);
+use Loyalty::Test::Worker qw(write_config sw_verify new_whsec temp_dir
+    xadd_envelope);
 
 plan skip_all => 'build/loyalty-worker not built'
     unless -x Loyalty::Test::Worker::worker_bin();
@@ -44,18 +45,12 @@ my $n = 0;
 
 sub xadd {
     my ($store, %f) = @_;
-    my $id = $f{id} // sprintf 'evt_%s_%04d', $store, ++$n;
-    my %env = (v => 1, id => $id, src => 'standard', store => $store,
-               type => 'order.paid', topic => 'order.paid',
-               occurred => '2026-11-24T09:30:00Z',
-               received => int(time * 1000), corr => "corr-$id",
-               email => 'ada.lovelace@example.com', ext_id => 'cus_77',
-               data => qq({"order":{"id":"ord_$id","total":4990,)
-                       . qq("currency":"EUR"},"customer":{"ext_id":"cus_77"}}),
-               %f);
-    delete $env{$_} for grep { !defined $env{$_} } keys %env;
-    my $r = $redis->cmd('XADD', "loyalty:{$store}:in", '*', %env);
-    die "XADD: $r" if is_error($r);
+    my $id = delete $f{id} // sprintf 'evt_%s_%04d', $store, ++$n;
+    xadd_envelope($redis, $store, $id, topic => 'order.paid',
+        corr => "corr-$id", email => 'ada.lovelace@example.com',
+        ext_id => 'cus_77',
+        data => qq({"order":{"id":"ord_$id","total":4990,)
+                . qq("currency":"EUR"},"customer":{"ext_id":"cus_77"}}), %f);
     return $id;
 }
 

@@ -16,7 +16,7 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until);
-use Loyalty::Test::Worker qw(write_config new_whsec temp_dir);
+use Loyalty::Test::Worker qw(write_config new_whsec temp_dir xadd_envelope);
 
 plan skip_all => 'build/loyalty-worker not built'
     unless -x Loyalty::Test::Worker::worker_bin();
@@ -36,11 +36,7 @@ my $n = 0;
 
 sub xadd {
     my $id = sprintf 'evt_%04d', ++$n;
-    my $r = $redis->cmd('XADD', 'loyalty:{eu}:in', '*', v => 1, id => $id,
-        src => 'standard', store => 'eu', type => 'order.paid',
-        occurred => '2026-11-24T09:30:00Z', received => int(time * 1000),
-        corr => "c-$id", data => '{"order":{"id":"1"}}');
-    die "XADD: $r" if is_error($r);
+    xadd_envelope($redis, 'eu', $id);
     return $id;
 }
 

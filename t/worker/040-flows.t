@@ -16,7 +16,8 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until);
-use Loyalty::Test::Worker qw(write_config sw_verify new_whsec temp_dir);
+use Loyalty::Test::Worker qw(write_config sw_verify new_whsec temp_dir
+    xadd_envelope);
 
 plan skip_all => 'build/loyalty-worker not built'
     unless -x Loyalty::Test::Worker::worker_bin();
@@ -42,11 +43,7 @@ my $cfg = write_config($dir,
 
 sub xadd {
     my ($store, $id, %f) = @_;
-    my $r = $redis->cmd('XADD', "loyalty:{$store}:in", '*', v => 1,
-        id => $id, src => 'standard', store => $store, type => 'order.paid',
-        occurred => '2026-11-24T09:30:00Z', received => int(time * 1000),
-        corr => "c-$id", data => '{"x":1}', %f);
-    die "XADD: $r" if is_error($r);
+    xadd_envelope($redis, $store, $id, data => '{"x":1}', %f);
 }
 
 sub ids { [ sort map { $_->{id} } @{ $_[0]->requests } ] }

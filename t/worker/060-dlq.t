@@ -17,7 +17,8 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until);
-use Loyalty::Test::Worker qw(write_config new_whsec temp_dir worker_bin);
+use Loyalty::Test::Worker qw(write_config new_whsec temp_dir worker_bin
+    xadd_envelope);
 
 plan skip_all => 'build/loyalty-worker not built' unless -x worker_bin();
 
@@ -37,12 +38,8 @@ my $cfg = write_config($dir,
 
 sub xadd {
     my ($store, $id) = @_;
-    my $r = $redis->cmd('XADD', "loyalty:{$store}:in", '*', v => 1,
-        id => $id, src => 'standard', store => $store, type => 'order.paid',
-        occurred => '2026-11-24T09:30:00Z', received => 1795553266879,
-        corr => "c-$id", data => '{"order":{"id":"1","total":4990}}');
-    die "XADD: $r" if is_error($r);
-    return $r;
+    return xadd_envelope($redis, $store, $id, received => 1795553266879,
+                         data => '{"order":{"id":"1","total":4990}}');
 }
 
 sub cli {

@@ -17,7 +17,7 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until);
-use Loyalty::Test::Worker qw(write_config new_whsec temp_dir);
+use Loyalty::Test::Worker qw(write_config new_whsec temp_dir xadd_envelope);
 
 plan skip_all => 'build/loyalty-worker not built'
     unless -x Loyalty::Test::Worker::worker_bin();
@@ -39,12 +39,9 @@ my $cfg = write_config($dir,
 my $K = 'loyalty:{eu}:in';
 
 sub xadd {
-    my ($id) = @_;
-    my $r = $redis->cmd('XADD', $K, '*', v => 1, id => $id,
-        src => 'standard', store => 'eu', type => 'order.paid',
-        data => '{}');
-    die "XADD: $r" if is_error($r);
-    return $r;
+    return xadd_envelope($redis, 'eu', $_[0], key => $K, data => '{}',
+                         occurred => undef, received => undef,
+                         corr => undef);
 }
 
 sub ids { [ map { $_->[1]{id} } @{ $redis->stream($K) } ] }

@@ -20,7 +20,8 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until free_port spew);
-use Loyalty::Test::Worker qw(write_config check_config new_whsec temp_dir);
+use Loyalty::Test::Worker qw(write_config check_config new_whsec temp_dir
+    xadd_envelope);
 
 plan skip_all => 'build/loyalty-worker not built'
     unless -x Loyalty::Test::Worker::worker_bin();
@@ -59,14 +60,7 @@ my $cfg = write_config($dir, %conf);
 my ($rc, $out) = check_config($cfg);
 is $rc, 0, '-t: metrics 127.0.0.1:PORT passes' or diag $out;
 
-sub xadd {
-    my ($store, $id, %f) = @_;
-    my $r = $redis->cmd('XADD', "loyalty:{$store}:in", '*', v => 1,
-        id => $id, src => 'standard', store => $store, type => 'order.paid',
-        occurred => '2026-11-24T09:30:00Z', received => int(time * 1000),
-        corr => "c-$id", data => '{"order":{"id":"1"}}', %f);
-    die "XADD: $r" if is_error($r);
-}
+sub xadd { xadd_envelope($redis, @_) }
 
 sub pending {
     my ($store) = @_;

@@ -20,7 +20,7 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until);
-use Loyalty::Test::Worker qw(write_config new_whsec temp_dir);
+use Loyalty::Test::Worker qw(write_config new_whsec temp_dir xadd_envelope);
 
 plan skip_all => 'build/loyalty-worker not built'
     unless -x Loyalty::Test::Worker::worker_bin();
@@ -41,15 +41,7 @@ my $cfg = write_config($dir, redis => $redis, stores => ['eu'],
     claim_interval_ms => 100, retry_base_ms => 50, retry_cap_ms => 100,
     retry_interval_ms => 50);
 
-sub xadd {
-    my ($id) = @_;
-    my $r = $redis->cmd('XADD', 'loyalty:{eu}:in', '*', v => 1, id => $id,
-        src => 'standard', store => 'eu', type => 'order.paid',
-        occurred => '2026-11-24T09:30:00Z', received => int(time * 1000),
-        corr => "c-$id", data => '{"order":{"id":"1"}}');
-    die "XADD: $r" if is_error($r);
-    return $r;
-}
+sub xadd { xadd_envelope($redis, 'eu', $_[0]) }
 
 sub pending {
     my $p = $redis->cmd('XPENDING', 'loyalty:{eu}:in', 'workers');

@@ -25,7 +25,7 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until free_port);
-use Loyalty::Test::Worker qw(write_config new_whsec temp_dir);
+use Loyalty::Test::Worker qw(write_config new_whsec temp_dir xadd_envelope);
 
 plan skip_all => 'build/loyalty-worker not built'
     unless -x Loyalty::Test::Worker::worker_bin();
@@ -57,15 +57,7 @@ my $cfg_c = write_config($dir, %common, file => 'c.yaml',
                         timeout_ms => 900 } ],
     claim_interval_ms => 100, block_ms => 200);
 
-sub xadd {
-    my ($id) = @_;
-    my $r = $redis->cmd('XADD', $KEY, '*', v => 1, id => $id,
-        src => 'standard', store => 'eu', type => 'order.paid',
-        occurred => '2026-11-24T09:30:00Z', received => int(time * 1000),
-        corr => "c-$id", data => '{"order":{"id":"1"}}');
-    die "XADD: $r" if is_error($r);
-    return $r;
-}
+sub xadd { xadd_envelope($redis, 'eu', $_[0], key => $KEY) }
 
 # name => { pending, idle }
 sub consumers {

@@ -17,7 +17,8 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Redis qw(is_error);
 use Loyalty::Test::Util qw(wait_until spew);
-use Loyalty::Test::Worker qw(write_config new_whsec temp_dir worker_bin);
+use Loyalty::Test::Worker qw(write_config new_whsec temp_dir worker_bin
+    envelope_fields);
 
 plan skip_all => 'build/loyalty-worker not built'
     unless -x Loyalty::Test::Worker::worker_bin();
@@ -50,11 +51,7 @@ sub db2 { return ($redis->pipeline(['SELECT', 2], [@_]))[1] }
 sub db0 { return ($redis->pipeline(['SELECT', 0], [@_]))[1] }
 
 sub xadd2 {
-    my ($id) = @_;
-    my $r = db2('XADD', $KEY, '*', v => 1, id => $id, src => 'standard',
-        store => 'eu', type => 'order.paid',
-        occurred => '2026-11-24T09:30:00Z', received => int(time * 1000),
-        corr => "c-$id", data => '{"order":{"id":"1"}}');
+    my $r = db2('XADD', $KEY, '*', envelope_fields('eu', $_[0]));
     die "XADD: $r" if is_error($r);
     return $r;
 }

@@ -23,6 +23,11 @@ package Loyalty::Test::Worker;
 #       repeats); "429/1" adds Retry-After: 1, "429/@2" an HTTP date 2 s
 #       ahead
 #   sw_verify($secret, $req)                 # Standard Webhooks check
+#   envelope_fields($store, $id, %override)  # a valid envelope v1 as a
+#                                            # field/value list (an undef
+#                                            # override drops the field)
+#   xadd_envelope($redis, $store, $id, %o)   # XADD it to loyalty:{S}:in:
+#                                            # the entry id; dies on error
 
 use strict;
 use warnings;
@@ -41,7 +46,7 @@ use Loyalty::Test::Util qw(free_port wait_until repo_root make_servroot
 
 use Exporter 'import';
 our @EXPORT_OK = qw(write_config check_config worker_bin sw_verify
-                    new_whsec temp_dir);
+                    new_whsec temp_dir envelope_fields xadd_envelope);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my @instances;
@@ -56,6 +61,29 @@ sub temp_dir {
     my $dir = make_servroot($prefix);
     push @dirs, $dir;
     return $dir;
+}
+
+
+sub envelope_fields {
+    my ($store, $id, %o) = @_;
+    my %env = (v => 1, id => $id, src => 'standard', store => $store,
+               type => 'order.paid', occurred => '2026-11-24T09:30:00Z',
+               received => int(Time::HiRes::time() * 1000),
+               corr => "c-$id", data => '{"order":{"id":"1"}}', %o);
+    my @order = qw(v id src store type topic occurred received corr email
+                   ext_id store_cid phone data);
+    my %known = map { $_ => 1 } @order;
+    return map { defined $env{$_} ? ($_ => $env{$_}) : () }
+           @order, sort grep { !$known{$_} } keys %env;
+}
+
+
+sub xadd_envelope {
+    my ($redis, $store, $id, %o) = @_;
+    my $key = delete $o{key} // "loyalty:{$store}:in";
+    my $r = $redis->cmd('XADD', $key, '*', envelope_fields($store, $id, %o));
+    die "XADD: $r\n" if Loyalty::Test::Redis::is_error($r);
+    return $r;
 }
 
 
