@@ -244,6 +244,30 @@ lt_arena_dup(lt_arena_t *a, const char *s, size_t len)
 }
 
 
+/* a C string as an exact-size loyalty_str_t in the arena */
+
+static inline loyalty_str_t
+lt_arena_str(lt_arena_t *a, const char *s)
+{
+    loyalty_str_t  r;
+
+    r.len = strlen(s);
+    r.data = lt_arena_dup(a, s, r.len);
+
+    return r;
+}
+
+
+/* 1 when s holds exactly the C string want */
+
+static inline int
+lt_str_eq(const loyalty_str_t *s, const char *want)
+{
+    return s->len == strlen(want)
+           && (s->len == 0 || memcmp(s->data, want, s->len) == 0);
+}
+
+
 /* adds a header whose value is copied (exact size) into the arena */
 
 static inline void

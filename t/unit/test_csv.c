@@ -19,24 +19,8 @@ static lt_arena_t       arena;
 static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
 
 
-static loyalty_str_t
-str(const char *s)
-{
-    loyalty_str_t  r;
-
-    r.len = strlen(s);
-    r.data = lt_arena_dup(&arena, s, r.len);
-
-    return r;
-}
-
-
-static int
-eq(const loyalty_str_t *s, const char *want)
-{
-    return s->len == strlen(want)
-           && (s->len == 0 || memcmp(s->data, want, s->len) == 0);
-}
+#define str(s)      lt_arena_str(&arena, s)
+#define eq(s, want) lt_str_eq(s, want)
 
 
 static void
