@@ -22,7 +22,6 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
-use Config;
 use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
@@ -30,7 +29,7 @@ use Scalar::Util qw(blessed weaken);
 use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Util qw(free_port wait_until make_servroot port_open
-                           pid_alive slurp);
+                           pid_alive slurp spawn_child);
 
 use Exporter 'import';
 our @EXPORT_OK = qw(is_error);
@@ -94,22 +93,7 @@ sub start {
             : ()),
         @{ $self->{args} });
 
-    my $pid = fork // die "fork: $!\n";
-
-    if ($pid == 0) {
-        # die with the test process, even when it is killed
-        eval {
-            my $prctl = $Config{archname} =~ /x86_64/ ? 157
-                      : $Config{archname} =~ /aarch64/ ? 167 : undef;
-            syscall($prctl, 1, 9) if $prctl;   # PR_SET_PDEATHSIG, SIGKILL
-        };
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', "$self->{dir}/redis.stdout";
-        open STDERR, '>&', \*STDOUT;
-        { no warnings q(exec); exec { $argv[0] } @argv; }
-        POSIX::_exit(127);
-    }
-
+    my $pid = spawn_child(\@argv, log => "$self->{dir}/redis.stdout");
     $self->{pid} = $pid;
 
     my $up = wait_until(sub {

@@ -24,14 +24,13 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
-use Config;
 use JSON::PP ();
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(sleep);
 
 use Loyalty::Test::HTTP qw(request);
 use Loyalty::Test::Util qw(wait_until make_servroot pid_alive slurp
-                           repo_root);
+                           repo_root spawn_child);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my @instances;
@@ -66,19 +65,7 @@ sub start {
     # the same port again after a restart
     push @argv, '--listen', "127.0.0.1:$self->{port}" if $self->{port};
 
-    my $pid = fork // die "fork: $!\n";
-    if ($pid == 0) {
-        eval {
-            my $prctl = $Config{archname} =~ /x86_64/ ? 157
-                      : $Config{archname} =~ /aarch64/ ? 167 : undef;
-            syscall($prctl, 1, 9) if $prctl;   # PR_SET_PDEATHSIG, SIGKILL
-        };
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', "$self->{dir}/sandbox.log";
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec { $argv[0] } @argv; }
-        POSIX::_exit(127);
-    }
+    my $pid = spawn_child(\@argv, log => "$self->{dir}/sandbox.log");
     $self->{pid} = $pid;
     my $up = wait_until(sub { -s $pf || !pid_alive($pid) }, timeout => 15);
     unless ($up && -s $pf) {

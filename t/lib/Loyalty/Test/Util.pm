@@ -6,6 +6,7 @@ package Loyalty::Test::Util;
 use strict;
 use warnings;
 
+use Config;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
@@ -16,9 +17,41 @@ use Time::HiRes qw(time sleep);
 
 use Exporter 'import';
 our @EXPORT_OK = qw(free_port wait_until repo_root make_servroot port_open
-                    pid_alive slurp spew children_of proc_cmdline);
+                    pid_alive slurp spew children_of proc_cmdline
+                    spawn_child die_with_parent);
 
 my %handed_out;
+
+
+# In a forked child: SIGKILL when the parent dies, however it dies, so no
+# server outlives a killed test (Linux prctl PR_SET_PDEATHSIG).
+
+sub die_with_parent {
+    eval {
+        my $prctl = $Config{archname} =~ /x86_64/ ? 157
+                  : $Config{archname} =~ /aarch64/ ? 167 : undef;
+        syscall($prctl, 1, 9) if $prctl;
+    };
+}
+
+
+# spawn_child(\@argv, log => FILE, env => {...}): fork and exec argv with
+# stdin from /dev/null and stdout + stderr appended to FILE; the child is
+# killed with the test process, even when that is killed.  Returns the pid.
+
+sub spawn_child {
+    my ($argv, %o) = @_;
+    my $pid = fork // die "fork: $!\n";
+    return $pid if $pid;
+
+    die_with_parent();
+    $ENV{$_} = $o{env}{$_} for keys %{ $o{env} // {} };
+    open STDIN, '<', '/dev/null';
+    open STDOUT, '>>', $o{log} // '/dev/null';
+    open STDERR, '>&', \*STDOUT;
+    { no warnings 'exec'; exec { $argv->[0] } @$argv; }
+    POSIX::_exit(127);
+}
 
 
 # A port nobody listens on now.  Random within a range away from the

@@ -32,7 +32,6 @@ package Loyalty::Test::Worker;
 use strict;
 use warnings;
 
-use Config;
 use Digest::SHA qw(hmac_sha256);
 use IO::Select;
 use IO::Socket::INET;
@@ -42,7 +41,7 @@ use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Util qw(free_port wait_until repo_root make_servroot
-                           pid_alive slurp spew);
+                           pid_alive slurp spew spawn_child);
 
 use Exporter 'import';
 our @EXPORT_OK = qw(write_config check_config worker_bin sw_verify
@@ -184,22 +183,7 @@ sub log_lines {
 sub start {
     my ($self) = @_;
     my @argv = (worker_bin(), '-c', $self->{config});
-    my $pid = fork // die "fork: $!\n";
-
-    if ($pid == 0) {
-        eval {
-            my $prctl = $Config{archname} =~ /x86_64/ ? 157
-                      : $Config{archname} =~ /aarch64/ ? 167 : undef;
-            syscall($prctl, 1, 9) if $prctl;   # PR_SET_PDEATHSIG, SIGKILL
-        };
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $self->log_file;
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec { $argv[0] } @argv; }
-        POSIX::_exit(127);
-    }
-
-    $self->{pid} = $pid;
+    $self->{pid} = spawn_child(\@argv, log => $self->log_file);
     return $self;
 }
 
@@ -307,15 +291,14 @@ package Loyalty::Test::Receiver;
 use strict;
 use warnings;
 
-use Config;
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
-use Loyalty::Test::Util qw(free_port make_servroot slurp spew wait_until
-                           port_open);
+use Loyalty::Test::Util qw(die_with_parent free_port make_servroot slurp spew
+                           wait_until port_open);
 
 my $RJSON = JSON::PP->new->utf8->canonical;
 
@@ -337,11 +320,7 @@ sub new {
 
     my $pid = fork // die "fork: $!\n";
     if ($pid == 0) {
-        eval {
-            my $prctl = $Config{archname} =~ /x86_64/ ? 157
-                      : $Config{archname} =~ /aarch64/ ? 167 : undef;
-            syscall($prctl, 1, 9) if $prctl;
-        };
+        die_with_parent();
         $self->_serve($sock);
         POSIX::_exit(0);
     }
