@@ -1468,8 +1468,7 @@ test_path(void)
         if (cases[i].text == NULL) {
             ok(m == NULL, "path %s: none", cases[i].path);
         } else {
-            ok(m != NULL && m->text.len == strlen(cases[i].text)
-               && memcmp(m->text.data, cases[i].text, m->text.len) == 0,
+            ok(m != NULL && lt_str_eq(&m->text, cases[i].text),
                "path %s: %s", cases[i].path, cases[i].text);
         }
     }
