@@ -9,8 +9,15 @@
  *   loyalty_worker_consumer.c  Redis: groups, XREADGROUP, XAUTOCLAIM,
  *                              XACK, retries, dead letters, trimming,
  *                              held entries kept fresh, dead consumers
- *   loyalty_worker_http.c      libcurl multi socket API on the base,
- *                              the webhook destination (Standard Webhooks)
+ *   loyalty_worker_http.c      libcurl multi socket API on the base:
+ *                              requests, per-destination queues,
+ *                              concurrency, rate-limit gating
+ *   loyalty_worker_webhook.c   the webhook destination (Standard Webhooks)
+ *   loyalty_worker_sf.c        the salesforce destination: field maps,
+ *                              batching, sObject Collections upserts
+ *   loyalty_worker_sf_auth.c   Salesforce tokens shared in Redis
+ *   loyalty_worker_sf_conf.c   -t checks of salesforce destinations and
+ *                              flows, the field maps
  *   loyalty_worker_ratelimit.c shared GCRA rate limits and 429 pauses
  *                              per destination (Lua, on the cmd connection)
  *   loyalty_worker_metrics.c   Prometheus counters, GET /metrics (evhttp)
@@ -39,11 +46,30 @@
 
 /* configuration, as libcyaml loads it (see the schema in _conf.c) */
 
+enum {
+    LOYALTY_DEST_WEBHOOK = 0,
+    LOYALTY_DEST_SALESFORCE
+};
+
+
 typedef struct {
     char                 *name;
     char                 *type;
     char                 *url;
     char                 *secret_file;
+
+    /* salesforce */
+    char                 *auth;                /* client_credentials,
+                                                  jwt_bearer */
+    char                 *client_id;
+    char                 *client_secret_file;
+    char                 *username;
+    char                 *audience;
+    char                 *private_key_file;
+    char                 *api_version;
+    uint32_t              batch_window_ms;
+    uint32_t              limit_pause_ms;      /* 403 REQUEST_LIMIT_... */
+
     uint32_t              timeout_ms;
     uint32_t              connect_timeout_ms;
     uint32_t              concurrency;
@@ -52,7 +78,11 @@ typedef struct {
     uint32_t              burst;               /* 0: default (1) */
 
     /* runtime, not from YAML */
+    unsigned              kind;                /* LOYALTY_DEST_* */
     loyalty_hmac_key_t   *key;
+    void                 *sf;                  /* loyalty_sf_t */
+    int64_t               sf_used;             /* Sforce-Limit-Info */
+    int64_t               sf_limit;
     unsigned              inflight;
     unsigned              queued;              /* waiting for a slot */
     void                 *queue_head;          /* loyalty_delivery_t */
@@ -66,6 +96,24 @@ typedef struct {
 } loyalty_dest_conf_t;
 
 
+/* one entry of a salesforce flow's `fields` */
+
+typedef struct {
+    char                 *field;
+    char                 *from;
+    char                 *type;
+    char                 *owner;
+    uint32_t              max_length;
+    uint32_t              scale;
+    uint32_t              precision;
+    int                   minor_units;
+    int                   nullable;
+    char                **values;
+    unsigned              values_count;
+    char                 *country;
+} loyalty_field_conf_t;
+
+
 typedef struct {
     char                **stores;
     unsigned              stores_count;
@@ -75,7 +123,16 @@ typedef struct {
     unsigned              on_count;
     char                 *to;
 
+    /* salesforce */
+    char                 *object;
+    char                 *external_id;
+    char                 *key;                 /* ext_id, store_cid, ... */
+    loyalty_field_conf_t *fields;
+    unsigned              fields_count;
+
     loyalty_dest_conf_t  *dest;                /* resolved from "to" */
+    void                 *map;                 /* loyalty_sf_map_field_t */
+    char                **map_from;            /* "$occurred" -> "$.o.." */
 } loyalty_flow_conf_t;
 
 
@@ -224,15 +281,83 @@ int loyalty_consumer_eval(const char *what, const char *script, int nkeys,
 int loyalty_cli(loyalty_conf_t *conf, int argc, char **argv);
 
 
-/* http */
+/*
+ * http: the generic layer.  A driver fills a request and gets one call
+ * of its handler with the result (res->abandoned when it was cancelled
+ * before it started, at SIGTERM).  The driver owns url, headers and
+ * body and frees them in its handler; the layer owns the answer.
+ */
+
+typedef struct loyalty_http_req_s  loyalty_http_req_t;
+
+typedef struct {
+    long                  status;           /* HTTP, 0 when none */
+    const char           *error;            /* transport error or NULL */
+    uint64_t              retry_after_ms;
+    const char           *body;             /* up to req->body_max */
+    size_t                body_len;
+    const char           *header;           /* req->capture, or NULL */
+    uint64_t              us;               /* latency */
+    unsigned              abandoned:1;
+    unsigned              unstarted:1;      /* could not start: error */
+} loyalty_http_res_t;
+
+typedef void (*loyalty_http_done_pt)(loyalty_http_req_t *req,
+    const loyalty_http_res_t *res);
+typedef int (*loyalty_http_prepare_pt)(loyalty_http_req_t *req);
+
+struct loyalty_http_req_s {
+    loyalty_http_req_t   *next;             /* queue, or in flight */
+    loyalty_http_req_t   *prev;
+    loyalty_dest_conf_t  *dest;
+    const char           *method;           /* NULL: POST */
+    const char           *url;              /* NULL: dest->url */
+    void                 *headers;          /* struct curl_slist */
+    const char           *body;
+    size_t                body_len;
+    const char           *capture;          /* a response header to keep */
+    size_t                body_max;         /* answer bytes kept */
+    loyalty_http_prepare_pt  prepare;       /* at start: body, headers */
+    loyalty_http_done_pt  handler;
+    void                 (*release)(loyalty_http_req_t *req);  /* at exit:
+                                               free, report nothing */
+    void                 *data;
+
+    /* the layer's */
+    void                 *easy;
+    uint64_t              start_us;
+    unsigned              gated:1;          /* counted in dest->inflight */
+    char                 *answer;
+    size_t                answer_len;
+    size_t                answer_size;
+    size_t                header_len;
+    char                  header[256];
+    char                  error[256];       /* CURL_ERROR_SIZE */
+};
 
 int loyalty_http_init(loyalty_cycle_t *cycle);
-void loyalty_http_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest);
+void loyalty_http_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow);
+void loyalty_http_queue(loyalty_http_req_t *req);
+void loyalty_http_send(loyalty_http_req_t *req);
 unsigned loyalty_http_inflight(void);
 void loyalty_http_cancel_queued(void);
 void loyalty_http_cleanup(void);
 void loyalty_http_next(loyalty_dest_conf_t *dest);
 int loyalty_http_start_head(loyalty_dest_conf_t *dest);
+
+
+/* destination drivers */
+
+void loyalty_webhook_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest);
+
+int loyalty_sf_init(loyalty_cycle_t *cycle);
+void loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow);
+void loyalty_sf_cancel(loyalty_cycle_t *cycle);
+void loyalty_sf_cleanup(loyalty_cycle_t *cycle);
+int loyalty_sf_conf_dest(loyalty_dest_conf_t *d, char *err, size_t len);
+int loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
+    size_t len);
+void loyalty_sf_conf_free(loyalty_conf_t *conf);
 
 
 /* metrics: fixed arrays, one call per outcome on the hot path */
@@ -268,7 +393,7 @@ void loyalty_metrics_reconnect(void);
 
 int loyalty_rl_init(loyalty_cycle_t *cycle);
 void loyalty_rl_ask(loyalty_dest_conf_t *dest);
-void loyalty_rl_pause(loyalty_dest_conf_t *dest, uint64_t ms);
+void loyalty_rl_pause(loyalty_dest_conf_t *dest, uint64_t ms, long status);
 void loyalty_rl_stop(loyalty_cycle_t *cycle);
 void loyalty_rl_cleanup(loyalty_cycle_t *cycle);
 

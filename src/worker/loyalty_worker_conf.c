@@ -21,6 +21,8 @@
 #include <cyaml/cyaml.h>
 
 #include "loyalty_worker.h"
+#include "loyalty_sf_jwt.h"
+#include "loyalty_sf_map.h"
 
 
 typedef struct {
@@ -66,8 +68,33 @@ static const cyaml_schema_field_t  loyalty_conf_dest_fields[] = {
                            loyalty_dest_conf_t, type, 1, 32),
     CYAML_FIELD_STRING_PTR("url", CYAML_FLAG_POINTER,
                            loyalty_dest_conf_t, url, 1, 2048),
-    CYAML_FIELD_STRING_PTR("secret_file", CYAML_FLAG_POINTER,
+    CYAML_FIELD_STRING_PTR("secret_file",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_dest_conf_t, secret_file, 1, 4096),
+    CYAML_FIELD_STRING_PTR("auth", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_dest_conf_t, auth, 1, 32),
+    CYAML_FIELD_STRING_PTR("client_id",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_dest_conf_t, client_id, 1, 256),
+    CYAML_FIELD_STRING_PTR("client_secret_file",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_dest_conf_t, client_secret_file, 1, 4096),
+    CYAML_FIELD_STRING_PTR("username",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_dest_conf_t, username, 1, 256),
+    CYAML_FIELD_STRING_PTR("audience",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_dest_conf_t, audience, 1, 512),
+    CYAML_FIELD_STRING_PTR("private_key_file",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_dest_conf_t, private_key_file, 1, 4096),
+    CYAML_FIELD_STRING_PTR("api_version",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_dest_conf_t, api_version, 1, 16),
+    CYAML_FIELD_UINT("batch_window_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, batch_window_ms),
+    CYAML_FIELD_UINT("limit_pause_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, limit_pause_ms),
     CYAML_FIELD_UINT("timeout_ms", CYAML_FLAG_OPTIONAL,
                      loyalty_dest_conf_t, timeout_ms),
     CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL,
@@ -88,6 +115,41 @@ static const cyaml_schema_value_t  loyalty_conf_dest = {
 };
 
 
+static const cyaml_schema_field_t  loyalty_conf_field_fields[] = {
+    CYAML_FIELD_STRING_PTR("field", CYAML_FLAG_POINTER,
+                           loyalty_field_conf_t, field, 1, 128),
+    CYAML_FIELD_STRING_PTR("from", CYAML_FLAG_POINTER,
+                           loyalty_field_conf_t, from, 1, 256),
+    CYAML_FIELD_STRING_PTR("type", CYAML_FLAG_POINTER,
+                           loyalty_field_conf_t, type, 1, 32),
+    CYAML_FIELD_STRING_PTR("owner", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_field_conf_t, owner, 1, 32),
+    CYAML_FIELD_UINT("max_length", CYAML_FLAG_OPTIONAL,
+                     loyalty_field_conf_t, max_length),
+    CYAML_FIELD_UINT("scale", CYAML_FLAG_OPTIONAL,
+                     loyalty_field_conf_t, scale),
+    CYAML_FIELD_UINT("precision", CYAML_FLAG_OPTIONAL,
+                     loyalty_field_conf_t, precision),
+    CYAML_FIELD_BOOL("minor_units", CYAML_FLAG_OPTIONAL,
+                     loyalty_field_conf_t, minor_units),
+    CYAML_FIELD_BOOL("nullable", CYAML_FLAG_OPTIONAL,
+                     loyalty_field_conf_t, nullable),
+    CYAML_FIELD_SEQUENCE("values", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         loyalty_field_conf_t, values, &loyalty_conf_string,
+                         1, CYAML_UNLIMITED),
+    CYAML_FIELD_STRING_PTR("country",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_field_conf_t, country, 2, 2),
+    CYAML_FIELD_END
+};
+
+
+static const cyaml_schema_value_t  loyalty_conf_field = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, loyalty_field_conf_t,
+                        loyalty_conf_field_fields),
+};
+
+
 static const cyaml_schema_field_t  loyalty_conf_flow_fields[] = {
     CYAML_FIELD_SEQUENCE("stores", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          loyalty_flow_conf_t, stores, &loyalty_conf_string,
@@ -100,6 +162,16 @@ static const cyaml_schema_field_t  loyalty_conf_flow_fields[] = {
                          1, CYAML_UNLIMITED),
     CYAML_FIELD_STRING_PTR("to", CYAML_FLAG_POINTER,
                            loyalty_flow_conf_t, to, 1, 64),
+    CYAML_FIELD_STRING_PTR("object", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_flow_conf_t, object, 1, 128),
+    CYAML_FIELD_STRING_PTR("external_id",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_flow_conf_t, external_id, 1, 128),
+    CYAML_FIELD_STRING_PTR("key", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_flow_conf_t, key, 1, 32),
+    CYAML_FIELD_SEQUENCE("fields", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         loyalty_flow_conf_t, fields, &loyalty_conf_field,
+                         1, 500),
     CYAML_FIELD_END
 };
 
@@ -359,6 +431,7 @@ loyalty_conf_free(loyalty_conf_t *conf)
     }
 
     memset(conf->redis_pass, 0, sizeof(conf->redis_pass));
+    loyalty_sf_conf_free(conf);
 
     for (i = 0; i < conf->destinations_count; i++) {
         if (conf->destinations[i].key != NULL) {
@@ -484,6 +557,29 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
             return LOYALTY_ERROR;
         }
 
+        if (f->dest->kind == LOYALTY_DEST_SALESFORCE) {
+            /* deliveries are recorded per destination: two flows to one
+             * would share one "done" mark */
+            for (j = 0; j < i; j++) {
+                if (conf->flows[j].dest == f->dest) {
+                    snprintf(err, len, "flows[%u]: destination \"%s\" "
+                             "already has a flow (flows[%u]); give each "
+                             "salesforce flow its own destination", i,
+                             f->to, j);
+                    return LOYALTY_ERROR;
+                }
+            }
+
+            if (loyalty_sf_conf_flow(f, i, err, len) != LOYALTY_OK) {
+                return LOYALTY_ERROR;
+            }
+
+        } else if (f->object || f->external_id || f->key || f->fields) {
+            snprintf(err, len, "flows[%u]: object, external_id, key and "
+                     "fields are for salesforce destinations", i);
+            return LOYALTY_ERROR;
+        }
+
         for (k = 0; k < f->stores_count; k++) {
             if (!loyalty_conf_has(conf->stores, conf->stores_count,
                                   f->stores[k]))
@@ -597,17 +693,41 @@ loyalty_conf_dest_check(loyalty_dest_conf_t *d, char *err, size_t len)
         d->burst = 1;
     }
 
-    if (strcmp(d->type, "webhook") != 0) {
-        snprintf(err, len, "%stype \"%s\" is not supported (webhook)",
-                 where, d->type);
-        return LOYALTY_ERROR;
-    }
-
     if (strncmp(d->url, "http://", 7) != 0
         && strncmp(d->url, "https://", 8) != 0)
     {
         snprintf(err, len, "%surl \"%s\" is not an http:// or https:// URL",
                  where, d->url);
+        return LOYALTY_ERROR;
+    }
+
+    if (strcmp(d->type, "salesforce") == 0) {
+        d->kind = LOYALTY_DEST_SALESFORCE;
+        return loyalty_sf_conf_dest(d, err, len);
+    }
+
+    if (strcmp(d->type, "webhook") != 0) {
+        snprintf(err, len, "%stype \"%s\" is not supported (webhook, "
+                 "salesforce)", where, d->type);
+        return LOYALTY_ERROR;
+    }
+
+    d->kind = LOYALTY_DEST_WEBHOOK;
+
+    if (d->auth || d->client_id || d->client_secret_file || d->username
+        || d->audience || d->private_key_file || d->api_version
+        || d->batch_window_ms || d->limit_pause_ms)
+    {
+        snprintf(err, len, "%sauth, client_id, client_secret_file, "
+                 "username, audience, private_key_file, api_version, "
+                 "batch_window_ms and limit_pause_ms are for type "
+                 "salesforce", where);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->secret_file == NULL) {
+        snprintf(err, len, "%ssecret_file is required (the Standard "
+                 "Webhooks key)", where);
         return LOYALTY_ERROR;
     }
 

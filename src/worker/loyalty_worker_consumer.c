@@ -1581,7 +1581,7 @@ loyalty_consumer_route(loyalty_consumer_t *cs, loyalty_job_t *job, int submit)
         n++;
 
         if (submit) {
-            loyalty_http_submit(job, f->dest);
+            loyalty_http_submit(job, f);
         }
     }
 
@@ -2221,7 +2221,7 @@ loyalty_consumer_cleanup(loyalty_cycle_t *cycle)
 {
     unsigned             i;
     loyalty_job_t       *job;
-    struct event        *timers[5];
+    struct event        *timers[6];
     redisAsyncContext   *ac;
     loyalty_consumer_t  *cs;
 
@@ -2251,8 +2251,9 @@ loyalty_consumer_cleanup(loyalty_cycle_t *cycle)
     timers[2] = cs->reconnect_timer;
     timers[3] = cs->retry_timer;
     timers[4] = cs->trim_timer;
+    timers[5] = cs->hold_timer;
 
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         if (timers[i] != NULL) {
             event_free(timers[i]);
         }

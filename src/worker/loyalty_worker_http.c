@@ -10,15 +10,18 @@
  * also needs a token from the shared limiter (loyalty_worker_ratelimit.c)
  * for each request: the head of its queue starts when one is granted.
  *
- * The webhook destination POSTs the envelope as JSON, signed with
- * Standard Webhooks: webhook-id is the event id (receivers dedupe on
- * it), webhook-timestamp the unix time, webhook-signature
- * "v1,<base64 HMAC-SHA256 of id.timestamp.body>".
+ * This layer knows nothing of what a request means: destination types
+ * are drivers (loyalty_worker_webhook.c, loyalty_worker_sf.c) that fill
+ * a loyalty_http_req_t and get its result in their handler.  Requests
+ * queued with loyalty_http_queue() take a slot (and a token) of their
+ * destination; loyalty_http_send() starts one at once (token endpoint
+ * calls, which must not wait behind the writes they unblock).
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -26,26 +29,7 @@
 #include "loyalty_worker.h"
 
 
-#define LOYALTY_HTTP_SNIPPET  128
-
-
-typedef struct loyalty_delivery_s  loyalty_delivery_t;
-
-struct loyalty_delivery_s {
-    loyalty_delivery_t   *next;             /* destination queue, or the
-                                               requests in flight */
-    loyalty_delivery_t   *prev;             /* in flight */
-    loyalty_job_t        *job;
-    loyalty_dest_conf_t  *dest;
-    CURL                 *easy;
-    struct curl_slist    *headers;
-    char                 *body;
-    size_t                body_len;
-    uint64_t              start_us;
-    size_t                snippet_len;
-    char                  snippet[LOYALTY_HTTP_SNIPPET];
-    char                  error[CURL_ERROR_SIZE];
-};
+#define LOYALTY_HTTP_ANSWER  128        /* kept by default */
 
 
 typedef struct {
@@ -60,21 +44,21 @@ static int loyalty_http_timer_cb(CURLM *multi, long timeout_ms, void *userp);
 static void loyalty_http_event(evutil_socket_t fd, short what, void *arg);
 static void loyalty_http_timeout(evutil_socket_t fd, short what, void *arg);
 static void loyalty_http_check(void);
-static void loyalty_http_start(loyalty_delivery_t *d);
-static void loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc);
-static int loyalty_http_body(loyalty_delivery_t *d);
-static int loyalty_http_sign(loyalty_delivery_t *d);
+static void loyalty_http_start(loyalty_http_req_t *r);
+static void loyalty_http_finish(loyalty_http_req_t *r, CURLcode rc);
+static void loyalty_http_fail(loyalty_http_req_t *r, const char *error);
 static size_t loyalty_http_write(char *p, size_t size, size_t n, void *arg);
+static size_t loyalty_http_header(char *p, size_t size, size_t n,
+    void *arg);
 
 
 static CURLM         *loyalty_multi;
 
 /* requests in flight, freed by cleanup after a deadline or a second
  * signal: nothing of them may outlive the image (reload) */
-static loyalty_delivery_t  *loyalty_http_active;
+static loyalty_http_req_t  *loyalty_http_active;
 static struct event  *loyalty_http_timer;
 static unsigned       loyalty_http_running;
-
 
 int
 loyalty_http_init(loyalty_cycle_t *cycle)
@@ -113,17 +97,22 @@ loyalty_http_init(loyalty_cycle_t *cycle)
 void
 loyalty_http_cleanup(void)
 {
-    loyalty_delivery_t  *d;
+    loyalty_http_req_t  *r;
 
+    /* the jobs are gone: drivers free their requests, report nothing */
     while (loyalty_http_active != NULL) {
-        d = loyalty_http_active;
-        loyalty_http_active = d->next;
+        r = loyalty_http_active;
+        loyalty_http_active = r->next;
 
-        curl_multi_remove_handle(loyalty_multi, d->easy);
-        curl_easy_cleanup(d->easy);
-        curl_slist_free_all(d->headers);
-        free(d->body);
-        free(d);
+        curl_multi_remove_handle(loyalty_multi, r->easy);
+        curl_easy_cleanup(r->easy);
+        free(r->answer);
+        r->answer = NULL;
+        r->easy = NULL;
+
+        if (r->release != NULL) {
+            r->release(r);
+        }
     }
 
     loyalty_http_running = 0;
@@ -257,7 +246,7 @@ loyalty_http_check(void)
     CURL                *easy;
     CURLMsg             *msg;
     CURLcode             rc;
-    loyalty_delivery_t  *d;
+    loyalty_http_req_t  *r;
 
     while ((msg = curl_multi_info_read(loyalty_multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE) {
@@ -266,52 +255,66 @@ loyalty_http_check(void)
 
         easy = msg->easy_handle;
         rc = msg->data.result;
-        d = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &d);
+        r = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &r);
 
-        loyalty_http_finish(d, rc);
+        loyalty_http_finish(r, rc);
     }
 }
 
 
 void
-loyalty_http_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest)
+loyalty_http_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
 {
-    loyalty_outcome_t    o;
-    loyalty_delivery_t  *d, **q;
-
-    d = calloc(1, sizeof(loyalty_delivery_t));
-    if (d == NULL) {
-        loyalty_log(LOYALTY_LOG_ERR, job, dest->name, -1, -1,
-                    "out of memory");
-        memset(&o, 0, sizeof(o));
-        o.error = "out of memory";
-        loyalty_consumer_done(job, dest, &o);
+    if (flow->dest->kind == LOYALTY_DEST_SALESFORCE) {
+        loyalty_sf_submit(job, flow);
         return;
     }
 
-    d->job = job;
-    d->dest = dest;
+    loyalty_webhook_submit(job, flow->dest);
+}
 
-    if (dest->rate <= 0 && dest->inflight < dest->concurrency) {
-        loyalty_http_start(d);
+
+/* a request that takes a slot (and a token) of its destination */
+
+void
+loyalty_http_queue(loyalty_http_req_t *r)
+{
+    loyalty_dest_conf_t  *dest;
+
+    dest = r->dest;
+    r->gated = 1;
+    r->next = NULL;
+
+    if (dest->rl_key == NULL && dest->inflight < dest->concurrency) {
+        loyalty_http_start(r);
         return;
     }
 
     /* append: the queue keeps stream order per destination */
-    q = (loyalty_delivery_t **) &dest->queue_head;
-    if (*q == NULL) {
-        dest->queue_head = d;
+    if (dest->queue_head == NULL) {
+        dest->queue_head = r;
     } else {
-        ((loyalty_delivery_t *) dest->queue_tail)->next = d;
+        ((loyalty_http_req_t *) dest->queue_tail)->next = r;
     }
 
-    dest->queue_tail = d;
+    dest->queue_tail = r;
     dest->queued++;
 
-    if (dest->rate > 0) {
+    if (dest->rl_key != NULL) {
         loyalty_http_next(dest);
     }
+}
+
+
+/* a request that starts now, outside the destination's slots */
+
+void
+loyalty_http_send(loyalty_http_req_t *r)
+{
+    r->gated = 0;
+    r->next = NULL;
+    loyalty_http_start(r);
 }
 
 
@@ -322,29 +325,32 @@ loyalty_http_cancel_queued(void)
 {
     unsigned              i;
     loyalty_conf_t       *conf;
-    loyalty_outcome_t     o;
-    loyalty_delivery_t   *d, *next;
+    loyalty_http_res_t    res;
+    loyalty_http_req_t   *r, *next;
     loyalty_dest_conf_t  *dest;
 
     conf = loyalty_cycle.conf;
-    memset(&o, 0, sizeof(o));
-    o.abandoned = 1;
+    memset(&res, 0, sizeof(res));
+    res.abandoned = 1;
 
     for (i = 0; i < conf->destinations_count; i++) {
         dest = &conf->destinations[i];
 
-        for (d = dest->queue_head; d != NULL; d = next) {
-            next = d->next;
-            loyalty_consumer_done(d->job, dest, &o);
-            free(d);
-        }
-
+        r = dest->queue_head;
         dest->queue_head = NULL;
         dest->queue_tail = NULL;
         dest->queued = 0;
+
+        for ( /* void */ ; r != NULL; r = next) {
+            next = r->next;
+            r->handler(r, &res);
+        }
     }
 
     loyalty_rl_stop(&loyalty_cycle);
+
+    /* what drivers gathered but did not send yet */
+    loyalty_sf_cancel(&loyalty_cycle);
 }
 
 
@@ -357,7 +363,7 @@ loyalty_http_next(loyalty_dest_conf_t *dest)
         return;
     }
 
-    if (dest->rate > 0) {
+    if (dest->rl_key != NULL) {
         /* one token at a time, asked only when it can be used at once */
         if (dest->inflight < dest->concurrency && dest->queue_head != NULL) {
             loyalty_rl_ask(dest);
@@ -375,57 +381,69 @@ loyalty_http_next(loyalty_dest_conf_t *dest)
 int
 loyalty_http_start_head(loyalty_dest_conf_t *dest)
 {
-    loyalty_delivery_t  *d;
+    loyalty_http_req_t  *r;
 
-    d = dest->queue_head;
+    r = dest->queue_head;
 
-    if (d == NULL || dest->inflight >= dest->concurrency) {
+    if (r == NULL || dest->inflight >= dest->concurrency) {
         return LOYALTY_DECLINED;
     }
 
-    dest->queue_head = d->next;
+    dest->queue_head = r->next;
     dest->queued--;
 
     if (dest->queue_head == NULL) {
         dest->queue_tail = NULL;
     }
 
-    d->next = NULL;
-    loyalty_http_start(d);
+    r->next = NULL;
+    loyalty_http_start(r);
 
     return LOYALTY_OK;
 }
 
 
 static void
-loyalty_http_start(loyalty_delivery_t *d)
+loyalty_http_start(loyalty_http_req_t *r)
 {
     CURL                 *easy;
-    loyalty_outcome_t     o;
     loyalty_dest_conf_t  *dest;
 
-    dest = d->dest;
+    dest = r->dest;
 
-    if (loyalty_http_body(d) != LOYALTY_OK
-        || loyalty_http_sign(d) != LOYALTY_OK)
-    {
-        loyalty_log(LOYALTY_LOG_ERR, d->job, dest->name, -1, -1,
-                    "out of memory building the request");
-        goto failed;
+    if (r->prepare != NULL && r->prepare(r) != LOYALTY_OK) {
+        loyalty_http_fail(r, "out of memory building the request");
+        return;
     }
 
     easy = curl_easy_init();
     if (easy == NULL) {
-        goto failed;
+        loyalty_http_fail(r, "cannot start the request");
+        return;
     }
 
-    d->easy = easy;
+    r->easy = easy;
+    r->answer = NULL;
+    r->answer_len = 0;
+    r->answer_size = 0;
+    r->header_len = 0;
+    r->error[0] = '\0';
 
-    curl_easy_setopt(easy, CURLOPT_URL, dest->url);
-    curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, d->body);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) d->body_len);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, d->headers);
+    if (r->body_max == 0) {
+        r->body_max = LOYALTY_HTTP_ANSWER;
+    }
+
+    curl_easy_setopt(easy, CURLOPT_URL, r->url ? r->url : dest->url);
+
+    if (r->method == NULL || strcmp(r->method, "POST") == 0) {
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    } else {
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) r->body_len);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) dest->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long) dest->connect_timeout_ms);
@@ -437,148 +455,214 @@ loyalty_http_start(loyalty_delivery_t *d)
     curl_easy_setopt(easy, CURLOPT_USERAGENT,
                      "loyalty-worker/" LOYALTY_WORKER_VERSION);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, loyalty_http_write);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, d);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, d->error);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, d);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->error);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, r);
+
+    if (r->capture != NULL) {
+        curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, loyalty_http_header);
+        curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
+    }
 
     if (curl_multi_add_handle(loyalty_multi, easy) != CURLM_OK) {
         curl_easy_cleanup(easy);
-        d->easy = NULL;
-        goto failed;
+        r->easy = NULL;
+        loyalty_http_fail(r, "cannot start the request");
+        return;
     }
 
-    d->start_us = loyalty_now_us();
-    dest->inflight++;
+    r->start_us = loyalty_now_us();
     loyalty_http_running++;
 
-    d->next = loyalty_http_active;
-    d->prev = NULL;
-    if (loyalty_http_active != NULL) {
-        loyalty_http_active->prev = d;
+    if (r->gated) {
+        dest->inflight++;
     }
-    loyalty_http_active = d;
 
-    return;
+    r->next = loyalty_http_active;
+    r->prev = NULL;
+    if (loyalty_http_active != NULL) {
+        loyalty_http_active->prev = r;
+    }
+    loyalty_http_active = r;
+}
 
-failed:
 
-    curl_slist_free_all(d->headers);
-    free(d->body);
-    loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_TRANSIENT, 0);
-    memset(&o, 0, sizeof(o));
-    o.error = "cannot start the request";
-    loyalty_consumer_done(d->job, dest, &o);
-    free(d);
+/* a request that could not start: a transient failure for the driver */
+
+static void
+loyalty_http_fail(loyalty_http_req_t *r, const char *error)
+{
+    loyalty_http_res_t  res;
+
+    loyalty_log(LOYALTY_LOG_ERR, NULL, r->dest->name, -1, -1, "%s", error);
+
+    memset(&res, 0, sizeof(res));
+    res.error = error;
+    res.unstarted = 1;
+    r->handler(r, &res);
 }
 
 
 static size_t
 loyalty_http_write(char *p, size_t size, size_t n, void *arg)
 {
-    size_t               len;
-    loyalty_delivery_t  *d;
+    char                *a;
+    size_t               len, want;
+    loyalty_http_req_t  *r;
 
-    d = arg;
+    r = arg;
     len = size * n;
 
-    if (d->snippet_len < LOYALTY_HTTP_SNIPPET) {
-        n = LOYALTY_HTTP_SNIPPET - d->snippet_len;
-        n = len < n ? len : n;
-        memcpy(d->snippet + d->snippet_len, p, n);
-        d->snippet_len += n;
+    if (r->answer_len >= r->body_max) {
+        return len;
     }
+
+    want = r->body_max - r->answer_len;
+    want = len < want ? len : want;
+
+    if (r->answer_len + want + 1 > r->answer_size) {
+        n = r->answer_size ? r->answer_size * 2 : 256;
+        while (n < r->answer_len + want + 1) {
+            n *= 2;
+        }
+
+        a = realloc(r->answer, n);
+        if (a == NULL) {
+            return 0;
+        }
+
+        r->answer = a;
+        r->answer_size = n;
+    }
+
+    memcpy(r->answer + r->answer_len, p, want);
+    r->answer_len += want;
+    r->answer[r->answer_len] = '\0';
 
     return len;
 }
 
 
-static void
-loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc)
+/* the one response header the driver asked for (Sforce-Limit-Info) */
+
+static size_t
+loyalty_http_header(char *p, size_t size, size_t n, void *arg)
 {
-    long                  status, latency;
-    uint64_t              us;
+    size_t               len, name;
+    loyalty_http_req_t  *r;
+
+    r = arg;
+    len = size * n;
+    name = strlen(r->capture);
+
+    if (len > name + 1 && p[name] == ':'
+        && strncasecmp(p, r->capture, name) == 0)
+    {
+        p += name + 1;
+        len -= name + 1;
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+
+        while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == '\n'
+                           || p[len - 1] == ' '))
+        {
+            len--;
+        }
+
+        if (len >= sizeof(r->header)) {
+            len = sizeof(r->header) - 1;
+        }
+
+        memcpy(r->header, p, len);
+        r->header[len] = '\0';
+        r->header_len = len;
+    }
+
+    return size * n;
+}
+
+
+static void
+loyalty_http_finish(loyalty_http_req_t *r, CURLcode rc)
+{
+    long                  status;
     curl_off_t            after;
-    loyalty_outcome_t     o;
+    loyalty_http_res_t    res;
     loyalty_dest_conf_t  *dest;
+    char                 *answer;
     char                  error[160];
 
-    dest = d->dest;
+    dest = r->dest;
     status = 0;
     after = 0;
-    us = loyalty_now_us() - d->start_us;
-    latency = (long) (us / 1000);
 
-    curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+    memset(&res, 0, sizeof(res));
+    res.us = loyalty_now_us() - r->start_us;
+
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 
     /* seconds or an HTTP date, both turned into seconds by libcurl */
-    if (curl_easy_getinfo(d->easy, CURLINFO_RETRY_AFTER, &after) != CURLE_OK
+    if (curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &after) != CURLE_OK
         || after < 0)
     {
         after = 0;
     }
 
-    curl_multi_remove_handle(loyalty_multi, d->easy);
-    curl_easy_cleanup(d->easy);
+    curl_multi_remove_handle(loyalty_multi, r->easy);
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
 
-    if (d->prev != NULL) {
-        d->prev->next = d->next;
+    if (r->prev != NULL) {
+        r->prev->next = r->next;
     } else {
-        loyalty_http_active = d->next;
+        loyalty_http_active = r->next;
     }
 
-    if (d->next != NULL) {
-        d->next->prev = d->prev;
+    if (r->next != NULL) {
+        r->next->prev = r->prev;
     }
+
+    r->next = NULL;
+    r->prev = NULL;
 
     /* every worker stops sending to dest for Retry-After (or 1 s) */
-    if (rc == CURLE_OK && status == 429 && dest->rate > 0) {
+    if (rc == CURLE_OK && status == 429 && r->gated && dest->rate > 0) {
         loyalty_rl_pause(dest, (uint64_t) (after > 3600 ? 3600 : after)
-                               * 1000);
+                               * 1000, 429);
     }
 
-    dest->inflight--;
+    if (r->gated) {
+        dest->inflight--;
+    }
+
     loyalty_http_running--;
 
-    memset(&o, 0, sizeof(o));
-    o.status = status;
-    o.error = error;
-    error[0] = '\0';
-
-    if (rc == CURLE_OK && status >= 200 && status < 300) {
-        o.ok = 1;
-        loyalty_log(LOYALTY_LOG_INFO, d->job, dest->name, (int) status,
-                    latency, "delivered");
-
-    } else if (rc != CURLE_OK) {
-        o.status = 0;
+    if (rc != CURLE_OK) {
         snprintf(error, sizeof(error), "%.150s",
-                 d->error[0] ? d->error : curl_easy_strerror(rc));
-        loyalty_log(LOYALTY_LOG_WARN, d->job, dest->name, -1, latency,
-                    "delivery failed: %s", error);
+                 r->error[0] ? r->error : curl_easy_strerror(rc));
+        res.error = error;
 
     } else {
-        /* 4xx is the event's fault, except timeouts, locks, rate limits */
-        o.permanent = (status >= 400 && status < 500 && status != 408
-                       && status != 423 && status != 425 && status != 429);
-        o.retry_after_ms = (uint64_t) (after > 86400 ? 86400 : after) * 1000;
-        snprintf(error, sizeof(error), "HTTP %ld: %.*s", status,
-                 (int) (d->snippet_len > 120 ? 120 : d->snippet_len),
-                 d->snippet);
-        loyalty_log(LOYALTY_LOG_WARN, d->job, dest->name, (int) status,
-                    latency, "delivery refused (%s): \"%.*s\"",
-                    o.permanent ? "permanent" : "transient",
-                    (int) d->snippet_len, d->snippet);
+        res.status = status;
+        res.retry_after_ms = (uint64_t) (after > 86400 ? 86400 : after)
+                             * 1000;
+        res.body = r->answer ? r->answer : "";
+        res.body_len = r->answer_len;
+        res.header = r->header_len ? r->header : NULL;
     }
 
-    loyalty_metrics_delivery(dest, o.ok ? LOYALTY_DELIVERY_SUCCESS
-                                   : o.permanent ? LOYALTY_DELIVERY_PERMANENT
-                                   : LOYALTY_DELIVERY_TRANSIENT, us);
+    /* the handler may free r or queue it again: the answer is ours */
+    answer = r->answer;
+    r->answer = NULL;
+    r->answer_len = 0;
+    r->answer_size = 0;
 
-    curl_slist_free_all(d->headers);
-    free(d->body);
+    r->handler(r, &res);
 
-    loyalty_consumer_done(d->job, dest, &o);
-    free(d);
+    free(answer);
 
     if (loyalty_cycle.stopping) {
         loyalty_consumer_close(&loyalty_cycle);
@@ -586,140 +670,4 @@ loyalty_http_finish(loyalty_delivery_t *d, CURLcode rc)
     }
 
     loyalty_http_next(dest);
-}
-
-
-static char *
-loyalty_http_field(char *p, const char *name, const loyalty_str_t *v)
-{
-    if (v->len == 0) {
-        return p;
-    }
-
-    p += sprintf(p, ",\"%s\":\"", name);
-    p += loyalty_json_escape(p, v->data, v->len);
-    *p++ = '"';
-
-    return p;
-}
-
-
-/* the envelope as one JSON object; data is embedded as JSON */
-
-static int
-loyalty_http_body(loyalty_delivery_t *d)
-{
-    char             *p;
-    size_t            size;
-    loyalty_event_t  *ev;
-
-    ev = &d->job->ev;
-
-    size = 256 + ev->data.len
-           + 6 * (ev->id.len + ev->src.len + ev->store.len + ev->type.len
-                  + ev->topic.len + ev->occurred.len + ev->corr.len
-                  + ev->email.len + ev->ext_id.len + ev->store_cid.len
-                  + ev->phone.len + ev->raw.len);
-
-    d->body = malloc(size);
-    if (d->body == NULL) {
-        return LOYALTY_ERROR;
-    }
-
-    p = d->body;
-    p += sprintf(p, "{\"v\":1");
-    p = loyalty_http_field(p, "id", &ev->id);
-    p = loyalty_http_field(p, "src", &ev->src);
-    p = loyalty_http_field(p, "store", &ev->store);
-    p = loyalty_http_field(p, "type", &ev->type);
-    p = loyalty_http_field(p, "topic", &ev->topic);
-    p = loyalty_http_field(p, "occurred", &ev->occurred);
-
-    if (ev->received) {
-        p += sprintf(p, ",\"received\":%lld", (long long) ev->received);
-    }
-
-    p = loyalty_http_field(p, "corr", &ev->corr);
-    p = loyalty_http_field(p, "email", &ev->email);
-    p = loyalty_http_field(p, "ext_id", &ev->ext_id);
-    p = loyalty_http_field(p, "store_cid", &ev->store_cid);
-    p = loyalty_http_field(p, "phone", &ev->phone);
-    p = loyalty_http_field(p, "raw", &ev->raw);
-    p += sprintf(p, ",\"data\":");
-    memcpy(p, ev->data.data, ev->data.len);
-    p += ev->data.len;
-    *p++ = '}';
-
-    d->body_len = p - d->body;
-
-    return LOYALTY_OK;
-}
-
-
-static int
-loyalty_http_sign(loyalty_delivery_t *d)
-{
-    int                   n;
-    size_t                len;
-    loyalty_str_t         parts[5];
-    loyalty_event_t      *ev;
-    struct curl_slist    *h, *list;
-    char                  ts[24], line[512];
-    u_char                mac[LOYALTY_HMAC_MAX];
-    u_char                b64[loyalty_base64_encoded_len(LOYALTY_HMAC_MAX)
-                              + 1];
-
-    ev = &d->job->ev;
-    snprintf(ts, sizeof(ts), "%lld", (long long) time(NULL));
-
-    parts[0] = ev->id;
-    parts[1].data = (u_char *) ".";
-    parts[1].len = 1;
-    parts[2].data = (u_char *) ts;
-    parts[2].len = strlen(ts);
-    parts[3] = parts[1];
-    parts[4].data = (u_char *) d->body;
-    parts[4].len = d->body_len;
-
-    n = loyalty_hmac(d->dest->key, parts, 5, mac);
-    if (n < 0) {
-        return LOYALTY_ERROR;
-    }
-
-    len = loyalty_base64_encode(b64, mac, (size_t) n);
-    b64[len] = '\0';
-
-    list = NULL;
-
-    /* the event id and corr were validated: printable, no spaces */
-    snprintf(line, sizeof(line), "webhook-id: %.*s", (int) ev->id.len,
-             ev->id.data);
-    list = curl_slist_append(list, line);
-    h = list;
-
-    snprintf(line, sizeof(line), "webhook-timestamp: %s", ts);
-    h = h ? curl_slist_append(list, line) : NULL;
-
-    snprintf(line, sizeof(line), "webhook-signature: v1,%s", b64);
-    h = h ? curl_slist_append(list, line) : NULL;
-
-    h = h ? curl_slist_append(list, "Content-Type: application/json") : NULL;
-
-    /* no "Expect: 100-continue" round trip for large bodies */
-    h = h ? curl_slist_append(list, "Expect:") : NULL;
-
-    if (h != NULL && ev->corr.len) {
-        snprintf(line, sizeof(line), "X-Correlation-ID: %.*s",
-                 (int) ev->corr.len, ev->corr.data);
-        h = curl_slist_append(list, line);
-    }
-
-    if (h == NULL) {
-        curl_slist_free_all(list);
-        return LOYALTY_ERROR;
-    }
-
-    d->headers = list;
-
-    return LOYALTY_OK;
 }

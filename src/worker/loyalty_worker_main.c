@@ -177,6 +177,7 @@ main(int argc, char **argv)
 
     if (loyalty_http_init(cycle) != LOYALTY_OK
         || loyalty_rl_init(cycle) != LOYALTY_OK
+        || loyalty_sf_init(cycle) != LOYALTY_OK
         || loyalty_metrics_init(cycle) != LOYALTY_OK
         || loyalty_consumer_init(cycle) != LOYALTY_OK)
     {
@@ -207,6 +208,7 @@ main(int argc, char **argv)
     loyalty_consumer_cleanup(cycle);
     loyalty_metrics_cleanup();
     loyalty_http_cleanup();
+    loyalty_sf_cleanup(cycle);
     loyalty_rl_cleanup(cycle);
     event_free(sigterm);
     event_free(sigint);

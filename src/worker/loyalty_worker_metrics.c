@@ -376,7 +376,7 @@ loyalty_metrics_request(struct evhttp_request *r, void *arg)
 static void
 loyalty_metrics_render(loyalty_metrics_t *m, struct evbuffer *b)
 {
-    unsigned                  i, o, k;
+    unsigned                  i, o, k, sf;
     uint64_t                  cum;
     loyalty_conf_t           *conf;
     loyalty_dest_conf_t      *dest;
@@ -481,6 +481,37 @@ loyalty_metrics_render(loyalty_metrics_t *m, struct evbuffer *b)
         dest = &conf->destinations[i];
         evbuffer_add_printf(b, "loyalty_worker_queued"
             "{destination=\"%s\"} %u\n", m->dests[i].label, dest->queued);
+    }
+
+    /* the org's daily API budget, from the last Sforce-Limit-Info */
+    for (i = 0, sf = 0; i < m->ndests; i++) {
+        sf += conf->destinations[i].kind == LOYALTY_DEST_SALESFORCE;
+    }
+
+    if (sf) {
+        loyalty_metrics_head(b, "loyalty_worker_salesforce_api_used",
+            "gauge", "Salesforce API requests used today (last answer).");
+
+        for (i = 0; i < m->ndests; i++) {
+            dest = &conf->destinations[i];
+            if (dest->kind == LOYALTY_DEST_SALESFORCE) {
+                evbuffer_add_printf(b, "loyalty_worker_salesforce_api_used"
+                    "{destination=\"%s\"} %lld\n", m->dests[i].label,
+                    (long long) dest->sf_used);
+            }
+        }
+
+        loyalty_metrics_head(b, "loyalty_worker_salesforce_api_limit",
+            "gauge", "Salesforce daily API request limit (last answer).");
+
+        for (i = 0; i < m->ndests; i++) {
+            dest = &conf->destinations[i];
+            if (dest->kind == LOYALTY_DEST_SALESFORCE) {
+                evbuffer_add_printf(b, "loyalty_worker_salesforce_api_limit"
+                    "{destination=\"%s\"} %lld\n", m->dests[i].label,
+                    (long long) dest->sf_limit);
+            }
+        }
     }
 
     loyalty_metrics_head(b, "loyalty_worker_held_entries", "gauge",

@@ -76,7 +76,8 @@ loyalty_rl_init(loyalty_cycle_t *cycle)
     for (i = 0; i < cycle->conf->destinations_count; i++) {
         dest = &cycle->conf->destinations[i];
 
-        if (dest->rate <= 0) {
+        /* a salesforce destination always has the pause (403 budget) */
+        if (dest->rate <= 0 && dest->kind != LOYALTY_DEST_SALESFORCE) {
             continue;
         }
 
@@ -96,10 +97,13 @@ loyalty_rl_init(loyalty_cycle_t *cycle)
         snprintf(dest->rl_pause_key, n, "loyalty:rl:{%s}:pause",
                  dest->name);
 
-        /* rounded up: never faster than the rate */
-        t = (double) (uint64_t) (1e6 / dest->rate);
-        if (t < 1e6 / dest->rate) {
-            t += 1;
+        /* rounded up: never faster than the rate; 0: only the pause */
+        t = 0;
+        if (dest->rate > 0) {
+            t = (double) (uint64_t) (1e6 / dest->rate);
+            if (t < 1e6 / dest->rate) {
+                t += 1;
+            }
         }
 
         snprintf(dest->rl_interval, sizeof(dest->rl_interval), "%.0f", t);
@@ -206,10 +210,10 @@ loyalty_rl_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 
-/* a 429: every worker stops sending to dest for ms */
+/* a 429 (or Salesforce's 403): every worker stops sending for ms */
 
 void
-loyalty_rl_pause(loyalty_dest_conf_t *dest, uint64_t ms)
+loyalty_rl_pause(loyalty_dest_conf_t *dest, uint64_t ms, long status)
 {
     const char  *args[2];
     char         px[24];
@@ -235,8 +239,8 @@ loyalty_rl_pause(loyalty_dest_conf_t *dest, uint64_t ms)
         == LOYALTY_OK)
     {
         loyalty_metrics_rl_pause(dest);
-        loyalty_log(LOYALTY_LOG_INFO, NULL, dest->name, 429, -1,
-                    "429: destination paused for %llu ms (shared)",
+        loyalty_log(LOYALTY_LOG_INFO, NULL, dest->name, (int) status, -1,
+                    "%ld: destination paused for %llu ms (shared)", status,
                     (unsigned long long) ms);
     }
 }

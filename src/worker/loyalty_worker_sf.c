@@ -1,0 +1,1089 @@
+/*
+ * Copyright (C) loyalty-edge authors
+ *
+ * The salesforce destination.  Each event is mapped at once with its
+ * flow's field map (loyalty_sf_map_apply, towards the CRM): a value
+ * that cannot be written dead-letters the event before any call, a
+ * field the CRM owns is refused (logged, never sent).  Records wait in
+ * the destination's list for up to batch_window_ms (or until 200 are
+ * there) and go out as ONE sObject Collections upsert by external id,
+ * allOrNone false; a call is made only when a concurrency slot is free,
+ * so a backlog fills whole calls.  A call never holds two records with
+ * the same external id value, nor one that a call in flight holds: the
+ * later record waits for the next call, so writes to one record stay
+ * in stream order.  Per-record results map back to their deliveries.
+ *
+ * Upsert by external id is idempotent: a retry, or a delivery repeated
+ * after a crash, writes the same values to the same record.
+ */
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <hiredis/hiredis.h>
+
+#include "loyalty_worker_sf.h"
+
+
+/* a loyalty_str_t's bytes for "%.*s", never NULL */
+#define loyalty_sf_p(s)  ((s).len ? (const char *) (s).data : "")
+
+
+struct loyalty_sf_blk_s {
+    loyalty_sf_blk_t     *next;
+    long double           data[];          /* aligned for anything */
+};
+
+
+/* KEYS: usage; ARGV: used, limit, at (ms) */
+static const char  loyalty_sf_usage_script[] =
+    "redis.call('HSET', KEYS[1], 'used', ARGV[1], 'limit', ARGV[2], "
+    "           'at', ARGV[3]) return 1";
+
+
+static void loyalty_sf_item_free(loyalty_sf_item_t *it);
+static void loyalty_sf_schedule(loyalty_sf_t *sf);
+static void loyalty_sf_window(evutil_socket_t fd, short what, void *arg);
+static void loyalty_sf_flush(loyalty_sf_t *sf);
+static int loyalty_sf_key_busy(loyalty_sf_t *sf, loyalty_sf_call_t *c,
+    const char *key);
+static void loyalty_sf_send(loyalty_sf_t *sf);
+static int loyalty_sf_build(loyalty_sf_call_t *c);
+static void loyalty_sf_done(loyalty_http_req_t *r,
+    const loyalty_http_res_t *res);
+static void loyalty_sf_usage(loyalty_sf_t *sf, const char *header);
+static void loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
+    const loyalty_sf_result_t *results, const char *why, long status,
+    uint64_t us);
+static void loyalty_sf_call_free(loyalty_sf_call_t *c);
+static void loyalty_sf_fail(loyalty_job_t *job, loyalty_dest_conf_t *dest,
+    int permanent, const char *error);
+static int loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
+    const loyalty_alloc_t *a);
+static const char *loyalty_sf_key(loyalty_job_t *job,
+    loyalty_flow_conf_t *flow, const loyalty_alloc_t *a);
+
+
+/* pool */
+
+void *
+loyalty_sf_palloc(void *ctx, size_t size)
+{
+    loyalty_sf_blk_t   *b;
+    loyalty_sf_pool_t  *pool;
+
+    pool = ctx;
+
+    b = malloc(sizeof(loyalty_sf_blk_t) + size);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->next = pool->blocks;
+    pool->blocks = b;
+
+    return b->data;
+}
+
+
+void
+loyalty_sf_pool_init(loyalty_sf_pool_t *pool)
+{
+    pool->blocks = NULL;
+    pool->alloc.alloc = loyalty_sf_palloc;
+    pool->alloc.ctx = pool;
+}
+
+
+void
+loyalty_sf_pool_free(loyalty_sf_pool_t *pool)
+{
+    loyalty_sf_blk_t  *b, *next;
+
+    for (b = pool->blocks; b != NULL; b = next) {
+        next = b->next;
+        free(b);
+    }
+
+    pool->blocks = NULL;
+}
+
+
+int
+loyalty_sf_init(loyalty_cycle_t *cycle)
+{
+    unsigned              i;
+    loyalty_sf_t         *sf;
+    loyalty_dest_conf_t  *dest;
+
+    for (i = 0; i < cycle->conf->destinations_count; i++) {
+        dest = &cycle->conf->destinations[i];
+
+        if (dest->kind != LOYALTY_DEST_SALESFORCE) {
+            continue;
+        }
+
+        sf = calloc(1, sizeof(loyalty_sf_t));
+        if (sf == NULL) {
+            return LOYALTY_ERROR;
+        }
+
+        dest->sf = sf;
+        sf->dest = dest;
+        sf->window = evtimer_new(cycle->base, loyalty_sf_window, sf);
+
+        if (sf->window == NULL || loyalty_sf_auth_init(sf) != LOYALTY_OK) {
+            return LOYALTY_ERROR;
+        }
+    }
+
+    return LOYALTY_OK;
+}
+
+
+void
+loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
+{
+    size_t                i, n;
+    loyalty_sf_t         *sf;
+    loyalty_err_t         err;
+    loyalty_json_t       *data;
+    loyalty_sf_item_t    *it;
+    loyalty_dest_conf_t  *dest;
+    char                  error[400];
+
+    dest = flow->dest;
+    sf = dest->sf;
+
+    it = calloc(1, sizeof(loyalty_sf_item_t));
+    if (it == NULL) {
+        loyalty_sf_fail(job, dest, 0, "out of memory");
+        return;
+    }
+
+    loyalty_sf_pool_init(&it->pool);
+    it->job = job;
+    it->flow = flow;
+
+    memset(&err, 0, sizeof(err));
+    data = NULL;
+
+    if (loyalty_json_parse(&job->ev.data, &it->pool.alloc, &data, &err)
+        != LOYALTY_OK
+        || data->type != LOYALTY_JSON_OBJECT)
+    {
+        loyalty_sf_item_free(it);
+        loyalty_sf_fail(job, dest, 1, "salesforce: data is not a JSON "
+                        "object");
+        return;
+    }
+
+    it->key = loyalty_sf_key(job, flow, &it->pool.alloc);
+
+    if (it->key == NULL) {
+        snprintf(error, sizeof(error), "salesforce: the event has no %s "
+                 "for %s.%s", flow->key, flow->object, flow->external_id);
+        loyalty_log(LOYALTY_LOG_WARN, job, dest->name, -1, -1, "%s", error);
+        loyalty_sf_item_free(it);
+        loyalty_sf_fail(job, dest, 1, error);
+        return;
+    }
+
+    n = flow->fields_count;
+    it->mapped = loyalty_sf_palloc(&it->pool, n * sizeof(loyalty_sf_mapped_t)
+                                              + 1);
+
+    if (it->mapped == NULL
+        || loyalty_sf_envelope(job, data, &it->pool.alloc) != LOYALTY_OK)
+    {
+        loyalty_sf_item_free(it);
+        loyalty_sf_fail(job, dest, 0, "out of memory");
+        return;
+    }
+
+    switch (loyalty_sf_map_apply(flow->map, n, LOYALTY_SF_TO_CRM, data,
+                                 &it->pool.alloc, it->mapped, &it->nmapped))
+    {
+    case LOYALTY_OK:
+        break;
+
+    case LOYALTY_DECLINED:
+        /* the reason names field, type and source; it goes to the dead
+         * letter, the log gets only the field names (no values) */
+        for (i = 0; i < it->nmapped; i++) {
+            if (it->mapped[i].status == LOYALTY_SF_INVALID) {
+                loyalty_log(LOYALTY_LOG_WARN, job, dest->name, -1, -1,
+                            "invalid value for %s.%s: dead letter",
+                            flow->object, it->mapped[i].map->field);
+                snprintf(error, sizeof(error), "invalid value: %s",
+                         it->mapped[i].reason);
+                break;
+            }
+        }
+
+        loyalty_sf_item_free(it);
+        loyalty_sf_fail(job, dest, 1, error);
+        return;
+
+    default:
+        loyalty_sf_item_free(it);
+        loyalty_sf_fail(job, dest, 0, "out of memory");
+        return;
+    }
+
+    for (i = 0; i < it->nmapped; i++) {
+        if (it->mapped[i].status == LOYALTY_SF_NOT_OWNER) {
+            loyalty_log(LOYALTY_LOG_INFO, job, dest->name, -1, -1,
+                        "conflict: %s.%s is owned by the CRM, not written",
+                        flow->object, it->mapped[i].map->field);
+        }
+    }
+
+    it->added_ms = loyalty_now_ms();
+
+    if (sf->tail == NULL) {
+        sf->head = it;
+    } else {
+        sf->tail->next = it;
+    }
+
+    sf->tail = it;
+    sf->pending++;
+
+    loyalty_sf_schedule(sf);
+}
+
+
+static void
+loyalty_sf_fail(loyalty_job_t *job, loyalty_dest_conf_t *dest,
+    int permanent, const char *error)
+{
+    loyalty_outcome_t  o;
+
+    memset(&o, 0, sizeof(o));
+    o.permanent = permanent;
+    o.error = error;
+
+    loyalty_metrics_delivery(dest, permanent ? LOYALTY_DELIVERY_PERMANENT
+                                   : LOYALTY_DELIVERY_TRANSIENT, 0);
+    loyalty_consumer_done(job, dest, &o);
+}
+
+
+static void
+loyalty_sf_item_free(loyalty_sf_item_t *it)
+{
+    loyalty_sf_pool_free(&it->pool);
+    free(it);
+}
+
+
+/*
+ * The record's external id value: ext_id, email and the event id are
+ * global; a store customer id is only unique in its store, so it is
+ * written as "<store>:<id>".
+ */
+
+static const char *
+loyalty_sf_key(loyalty_job_t *job, loyalty_flow_conf_t *flow,
+    const loyalty_alloc_t *a)
+{
+    char                 *p;
+    const char           *store;
+    loyalty_event_t      *ev;
+    const loyalty_str_t  *v;
+
+    ev = &job->ev;
+    store = NULL;
+
+    if (strcmp(flow->key, "ext_id") == 0) {
+        v = &ev->ext_id;
+
+    } else if (strcmp(flow->key, "email") == 0) {
+        v = &ev->email;
+
+    } else if (strcmp(flow->key, "id") == 0) {
+        v = &ev->id;
+
+    } else {
+        v = &ev->store_cid;
+        store = loyalty_cycle.conf->stores[job->store];
+    }
+
+    if (v->len == 0 || v->len > 200) {
+        return NULL;
+    }
+
+    p = a->alloc(a->ctx, v->len + (store ? strlen(store) + 1 : 0) + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    if (store != NULL) {
+        sprintf(p, "%s:%.*s", store, (int) v->len, v->data);
+    } else {
+        sprintf(p, "%.*s", (int) v->len, v->data);
+    }
+
+    return p;
+}
+
+
+/* the envelope's own values as a "$" member of data ("$occurred") */
+
+static int
+loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
+    const loyalty_alloc_t *a)
+{
+    size_t            i;
+    loyalty_json_t   *obj, *v;
+    loyalty_event_t  *ev;
+    struct {
+        const char           *name;
+        const loyalty_str_t  *value;
+    } f[8];
+
+    ev = &job->ev;
+    f[0].name = "id";        f[0].value = &ev->id;
+    f[1].name = "src";       f[1].value = &ev->src;
+    f[2].name = "store";     f[2].value = &ev->store;
+    f[3].name = "type";      f[3].value = &ev->type;
+    f[4].name = "occurred";  f[4].value = &ev->occurred;
+    f[5].name = "corr";      f[5].value = &ev->corr;
+    f[6].name = "topic";     f[6].value = &ev->topic;
+    f[7].name = "ext_id";    f[7].value = &ev->ext_id;
+
+    obj = a->alloc(a->ctx, sizeof(loyalty_json_t));
+    if (obj == NULL) {
+        return LOYALTY_ERROR;
+    }
+
+    memset(obj, 0, sizeof(loyalty_json_t));
+    obj->type = LOYALTY_JSON_OBJECT;
+    obj->key.data = (u_char *) "$";
+    obj->key.len = 1;
+    obj->plain = 1;
+    obj->key_plain = 1;
+    obj->parent = data;
+
+    for (i = 0; i < 8; i++) {
+        if (f[i].value->len == 0) {
+            continue;
+        }
+
+        v = a->alloc(a->ctx, sizeof(loyalty_json_t));
+        if (v == NULL) {
+            return LOYALTY_ERROR;
+        }
+
+        memset(v, 0, sizeof(loyalty_json_t));
+        v->type = LOYALTY_JSON_STRING;
+        v->key.data = (u_char *) f[i].name;
+        v->key.len = strlen(f[i].name);
+        v->text = *f[i].value;
+        v->plain = 1;
+        v->key_plain = 1;
+        v->parent = obj;
+
+        if (obj->last == NULL) {
+            obj->child = v;
+        } else {
+            obj->last->next = v;
+        }
+
+        obj->last = v;
+        obj->n++;
+    }
+
+    if (data->last == NULL) {
+        data->child = obj;
+    } else {
+        data->last->next = obj;
+    }
+
+    data->last = obj;
+    data->n++;
+
+    return LOYALTY_OK;
+}
+
+
+/* a call goes when a slot is free and the window ended or 200 wait */
+
+static void
+loyalty_sf_schedule(loyalty_sf_t *sf)
+{
+    uint64_t        now, age;
+    struct timeval  tv;
+
+    if (sf->pending == 0 || loyalty_cycle.stopping
+        || sf->ncalls >= sf->dest->concurrency)
+    {
+        return;
+    }
+
+    now = loyalty_now_ms();
+    age = now - sf->head->added_ms;
+
+    if (sf->pending >= LOYALTY_SF_COLLECTION_MAX
+        || age >= sf->dest->batch_window_ms)
+    {
+        evtimer_del(sf->window);
+        loyalty_sf_flush(sf);
+        return;
+    }
+
+    if (!evtimer_pending(sf->window, NULL)) {
+        age = sf->dest->batch_window_ms - age;
+        tv.tv_sec = (time_t) (age / 1000);
+        tv.tv_usec = (suseconds_t) ((age % 1000) * 1000);
+        evtimer_add(sf->window, &tv);
+    }
+}
+
+
+static void
+loyalty_sf_window(evutil_socket_t fd, short what, void *arg)
+{
+    loyalty_sf_t  *sf;
+
+    (void) fd;
+    (void) what;
+
+    sf = arg;
+
+    if (sf->pending > 0 && sf->ncalls < sf->dest->concurrency) {
+        loyalty_sf_flush(sf);
+    }
+}
+
+
+/* up to 200 records, oldest first, none whose record is being written */
+
+static void
+loyalty_sf_flush(loyalty_sf_t *sf)
+{
+    loyalty_sf_call_t  *c;
+    loyalty_sf_item_t  *it, *prev, *next;
+
+    c = calloc(1, sizeof(loyalty_sf_call_t));
+    if (c == NULL) {
+        loyalty_log(LOYALTY_LOG_ERR, NULL, sf->dest->name, -1, -1,
+                    "out of memory");
+        return;
+    }
+
+    c->sf = sf;
+    prev = NULL;
+
+    for (it = sf->head; it != NULL && c->n < LOYALTY_SF_COLLECTION_MAX;
+         it = next)
+    {
+        next = it->next;
+
+        /* one object and external id field per call */
+        if ((c->n > 0 && c->items[0]->flow != it->flow)
+            || loyalty_sf_key_busy(sf, c, it->key))
+        {
+            prev = it;
+            continue;
+        }
+
+        if (prev == NULL) {
+            sf->head = next;
+        } else {
+            prev->next = next;
+        }
+
+        if (sf->tail == it) {
+            sf->tail = prev;
+        }
+
+        it->next = NULL;
+        c->items[c->n++] = it;
+        sf->pending--;
+    }
+
+    if (c->n == 0) {
+        /* everything waits for a call in flight: its end flushes */
+        free(c);
+        return;
+    }
+
+    c->next = sf->calls;
+    if (sf->calls != NULL) {
+        sf->calls->prev = c;
+    }
+    sf->calls = c;
+    sf->ncalls++;
+
+    if (sf->ready_tail == NULL) {
+        sf->ready = c;
+    } else {
+        sf->ready_tail->wait_next = c;
+    }
+    sf->ready_tail = c;
+
+    loyalty_sf_send(sf);
+
+    loyalty_sf_schedule(sf);
+}
+
+
+static int
+loyalty_sf_key_busy(loyalty_sf_t *sf, loyalty_sf_call_t *c, const char *key)
+{
+    size_t              i;
+    loyalty_sf_call_t  *o;
+
+    for (i = 0; i < c->n; i++) {
+        if (strcasecmp(c->items[i]->key, key) == 0) {
+            return 1;
+        }
+    }
+
+    for (o = sf->calls; o != NULL; o = o->next) {
+        for (i = 0; i < o->n; i++) {
+            if (strcasecmp(o->items[i]->key, key) == 0) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/* calls that wait for a token go out once there is one */
+
+static void
+loyalty_sf_send(loyalty_sf_t *sf)
+{
+    loyalty_sf_call_t  *c;
+
+    while (sf->ready != NULL) {
+        if (sf->token[0] == '\0') {
+            loyalty_sf_auth_need(sf);
+            return;
+        }
+
+        c = sf->ready;
+        sf->ready = c->wait_next;
+        if (sf->ready == NULL) {
+            sf->ready_tail = NULL;
+        }
+        c->wait_next = NULL;
+
+        if (loyalty_sf_build(c) != LOYALTY_OK) {
+            loyalty_log(LOYALTY_LOG_ERR, NULL, sf->dest->name, -1, -1,
+                        "out of memory building a collection");
+            loyalty_sf_finish(c, LOYALTY_SF_TRANSIENT, NULL,
+                              "out of memory", 0, 0);
+            continue;
+        }
+
+        c->sent = 1;
+        loyalty_http_queue(&c->req);
+    }
+}
+
+
+void
+loyalty_sf_token_ready(loyalty_sf_t *sf)
+{
+    loyalty_sf_send(sf);
+}
+
+
+static int
+loyalty_sf_build(loyalty_sf_call_t *c)
+{
+    size_t                i, j, n;
+    loyalty_sf_t         *sf;
+    loyalty_jw_t          w;
+    loyalty_str_t         body, object, name, key;
+    loyalty_sf_pool_t     pool;
+    loyalty_sf_item_t    *it;
+    loyalty_flow_conf_t  *flow;
+    struct curl_slist    *h, *list;
+    char                  line[600];
+
+    sf = c->sf;
+    flow = c->items[0]->flow;
+
+    free(c->url);
+    free(c->body);
+    curl_slist_free_all(c->req.headers);
+    c->url = NULL;
+    c->body = NULL;
+    c->req.headers = NULL;
+
+    n = strlen(sf->instance_url) + strlen(flow->object)
+        + strlen(flow->external_id) + strlen(sf->dest->api_version) + 64;
+
+    c->url = malloc(n);
+    if (c->url == NULL) {
+        return LOYALTY_ERROR;
+    }
+
+    snprintf(c->url, n, "%s/services/data/v%s/composite/sobjects/%s/%s",
+             sf->instance_url, sf->dest->api_version, flow->object,
+             flow->external_id);
+
+    loyalty_sf_pool_init(&pool);
+    loyalty_jw_init(&w, &pool.alloc, 256 * c->n + 64);
+
+    object.data = (u_char *) flow->object;
+    object.len = strlen(flow->object);
+    name.data = (u_char *) flow->external_id;
+    name.len = strlen(flow->external_id);
+
+    loyalty_sf_collection_begin(&w, 0);
+
+    for (i = 0; i < c->n; i++) {
+        it = c->items[i];
+        key.data = (u_char *) it->key;
+        key.len = strlen(it->key);
+
+        loyalty_sf_record_begin(&w, &object);
+        loyalty_jw_name(&w, &name);
+        loyalty_jw_str(&w, NULL, &key);
+
+        for (j = 0; j < it->nmapped; j++) {
+            if (it->mapped[j].status != LOYALTY_SF_MAPPED) {
+                continue;
+            }
+
+            name.data = (u_char *) it->mapped[j].map->field;
+            name.len = strlen(it->mapped[j].map->field);
+            loyalty_sf_value_write(&w, &name, &it->mapped[j].value);
+        }
+
+        name.data = (u_char *) flow->external_id;
+        name.len = strlen(flow->external_id);
+        loyalty_sf_record_end(&w);
+    }
+
+    loyalty_sf_collection_end(&w);
+
+    if (loyalty_jw_finish(&w, &body) != LOYALTY_OK) {
+        loyalty_sf_pool_free(&pool);
+        return LOYALTY_ERROR;
+    }
+
+    c->body = malloc(body.len + 1);
+    if (c->body == NULL) {
+        loyalty_sf_pool_free(&pool);
+        return LOYALTY_ERROR;
+    }
+
+    memcpy(c->body, body.data, body.len);
+    c->body[body.len] = '\0';
+    loyalty_sf_pool_free(&pool);
+
+    /* the token that fails (401) is the one to invalidate */
+    snprintf(c->token, sizeof(c->token), "%s", sf->token);
+    snprintf(line, sizeof(line), "Authorization: Bearer %s", c->token);
+
+    list = curl_slist_append(NULL, line);
+    h = list;
+    h = h ? curl_slist_append(list, "Content-Type: application/json") : NULL;
+    h = h ? curl_slist_append(list, "Accept: application/json") : NULL;
+    h = h ? curl_slist_append(list, "Expect:") : NULL;
+
+    if (h == NULL) {
+        curl_slist_free_all(list);
+        return LOYALTY_ERROR;
+    }
+
+    c->req.dest = sf->dest;
+    c->req.method = "PATCH";
+    c->req.url = c->url;
+    c->req.headers = list;
+    c->req.body = c->body;
+    c->req.body_len = body.len;
+    c->req.capture = "Sforce-Limit-Info";
+    c->req.body_max = 1024 * 1024;
+    c->req.handler = loyalty_sf_done;
+    c->req.data = c;
+
+    return LOYALTY_OK;
+}
+
+
+static void
+loyalty_sf_done(loyalty_http_req_t *r, const loyalty_http_res_t *res)
+{
+    loyalty_sf_t         *sf;
+    loyalty_err_t         err;
+    loyalty_str_t         body;
+    loyalty_sf_call_t    *c;
+    loyalty_sf_pool_t     pool;
+    loyalty_sf_result_t  *results, one;
+    loyalty_dest_conf_t  *dest;
+    char                  why[200];
+
+    c = r->data;
+    sf = c->sf;
+    dest = sf->dest;
+    c->sent = 0;
+
+    if (res->abandoned) {
+        loyalty_sf_finish(c, LOYALTY_SF_TRANSIENT, NULL, NULL, -1, 0);
+        return;
+    }
+
+    if (res->header != NULL) {
+        loyalty_sf_usage(sf, res->header);
+    }
+
+    if (res->error != NULL) {
+        loyalty_log(LOYALTY_LOG_WARN, NULL, dest->name, -1,
+                    (long) (res->us / 1000), "collection of %zu failed: %s",
+                    c->n, res->error);
+        loyalty_sf_finish(c, LOYALTY_SF_TRANSIENT, NULL, res->error, 0,
+                          res->us);
+        return;
+    }
+
+    body.data = (u_char *) res->body;
+    body.len = res->body_len;
+    loyalty_sf_pool_init(&pool);
+    memset(&err, 0, sizeof(err));
+
+    if (res->status == 200) {
+        results = loyalty_sf_palloc(&pool,
+                                    c->n * sizeof(loyalty_sf_result_t));
+
+        if (results == NULL
+            || loyalty_sf_results_parse(&body, c->n, &pool.alloc, results,
+                                        &err)
+               != LOYALTY_OK)
+        {
+            loyalty_log(LOYALTY_LOG_WARN, NULL, dest->name, 200,
+                        (long) (res->us / 1000), "collection answer not "
+                        "understood: %s", err.msg);
+            loyalty_sf_finish(c, LOYALTY_SF_TRANSIENT, NULL,
+                              "salesforce: answer not understood", 200,
+                              res->us);
+            loyalty_sf_pool_free(&pool);
+            return;
+        }
+
+        loyalty_log(LOYALTY_LOG_INFO, NULL, dest->name, 200,
+                    (long) (res->us / 1000), "collection of %zu records",
+                    c->n);
+        loyalty_sf_finish(c, LOYALTY_SF_SUCCESS, results, NULL, 200,
+                          res->us);
+        loyalty_sf_pool_free(&pool);
+        return;
+    }
+
+    memset(&one, 0, sizeof(one));
+
+    if (loyalty_sf_answer_parse((int) res->status, &body, &pool.alloc, &one,
+                                &err)
+        != LOYALTY_OK)
+    {
+        one.cls = LOYALTY_SF_TRANSIENT;
+    }
+
+    snprintf(why, sizeof(why), "HTTP %ld %.*s: %.*s", res->status,
+             (int) (one.code.len > 60 ? 60 : one.code.len),
+             loyalty_sf_p(one.code),
+             (int) (one.message.len > 100 ? 100 : one.message.len),
+             loyalty_sf_p(one.message));
+
+    /* the code only: Salesforce's messages may quote record values */
+    loyalty_log(LOYALTY_LOG_WARN, NULL, dest->name, (int) res->status,
+                (long) (res->us / 1000), "collection of %zu refused: "
+                "HTTP %ld %.*s", c->n, res->status,
+                (int) (one.code.len > 60 ? 60 : one.code.len),
+                loyalty_sf_p(one.code));
+
+    if (one.cls == LOYALTY_SF_AUTH || res->status == 401) {
+        if (!c->retried && !loyalty_cycle.stopping) {
+            /* one new token and one more try of this call */
+            c->retried = 1;
+            loyalty_sf_auth_failed(sf, c->token);
+
+            if (sf->ready_tail == NULL) {
+                sf->ready = c;
+            } else {
+                sf->ready_tail->wait_next = c;
+            }
+            sf->ready_tail = c;
+
+            loyalty_sf_pool_free(&pool);
+            loyalty_sf_send(sf);
+            return;
+        }
+
+        one.cls = LOYALTY_SF_TRANSIENT;
+    }
+
+    if (one.cls == LOYALTY_SF_LIMIT) {
+        /* the org's budget: every worker stops, nothing is dead-lettered */
+        loyalty_rl_pause(dest, dest->limit_pause_ms, res->status);
+
+    } else {
+        /* a whole call failed: no record is known to be at fault, and
+         * one bad record must not take 199 others to the dead letters;
+         * max_attempts ends it, with Salesforce's message */
+        one.cls = LOYALTY_SF_TRANSIENT;
+    }
+
+    loyalty_sf_finish(c, one.cls, NULL, why, res->status, res->us);
+
+    loyalty_sf_pool_free(&pool);
+}
+
+
+/* every record of the call gets its outcome; then the next call */
+
+static void
+loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
+    const loyalty_sf_result_t *results, const char *why, long status,
+    uint64_t us)
+{
+    size_t                      i;
+    loyalty_sf_t               *sf;
+    loyalty_outcome_t           o;
+    loyalty_sf_item_t          *it;
+    loyalty_dest_conf_t        *dest;
+    const loyalty_sf_result_t  *rs;
+    char                        error[400];
+
+    sf = c->sf;
+    dest = sf->dest;
+
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        sf->calls = c->next;
+    }
+
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+
+    sf->ncalls--;
+
+    for (i = 0; i < c->n; i++) {
+        it = c->items[i];
+        rs = results ? &results[i] : NULL;
+
+        memset(&o, 0, sizeof(o));
+        o.status = status > 0 ? status : 0;
+        o.error = error;
+        error[0] = '\0';
+
+        if (status < 0) {
+            o.abandoned = 1;
+            o.error = NULL;
+            loyalty_consumer_done(it->job, dest, &o);
+            loyalty_sf_item_free(it);
+            continue;
+        }
+
+        if (rs != NULL) {
+            cls = rs->cls;
+            snprintf(error, sizeof(error), "%s%.*s: %.*s (%.*s)",
+                     rs->cls == LOYALTY_SF_CONFLICT ? "conflict: " : "",
+                     (int) (rs->code.len > 60 ? 60 : rs->code.len),
+                     loyalty_sf_p(rs->code),
+                     (int) (rs->message.len > 250 ? 250 : rs->message.len),
+                     loyalty_sf_p(rs->message),
+                     (int) (rs->fields.len > 60 ? 60 : rs->fields.len),
+                     loyalty_sf_p(rs->fields));
+
+        } else {
+            snprintf(error, sizeof(error), "%s", why ? why : "failed");
+        }
+
+        switch (cls) {
+
+        case LOYALTY_SF_SUCCESS:
+            o.ok = 1;
+            o.error = NULL;
+            loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_SUCCESS, us);
+            loyalty_log(LOYALTY_LOG_INFO, it->job, dest->name, (int) status,
+                        (long) (us / 1000), "upserted %s",
+                        it->flow->object);
+            break;
+
+        case LOYALTY_SF_PERMANENT:
+        case LOYALTY_SF_CONFLICT:
+            /* conflicts go to the dead letters until the conflicts
+             * stream exists (a later increment) */
+            o.permanent = 1;
+            loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_PERMANENT, us);
+            loyalty_log(LOYALTY_LOG_WARN, it->job, dest->name, (int) status,
+                        (long) (us / 1000), "%s refused (%s): %.*s",
+                        it->flow->object, loyalty_sf_class_name(cls),
+                        rs ? (int) (rs->code.len > 60 ? 60 : rs->code.len)
+                           : 0, rs ? loyalty_sf_p(rs->code) : "");
+            break;
+
+        case LOYALTY_SF_LIMIT:
+            o.retry_after_ms = dest->limit_pause_ms;
+            /* fall through */
+
+        default:
+            loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_TRANSIENT, us);
+            if (rs != NULL) {
+                loyalty_log(LOYALTY_LOG_WARN, it->job, dest->name,
+                            (int) status, (long) (us / 1000),
+                            "%s not written (transient): %.*s",
+                            it->flow->object,
+                            (int) (rs->code.len > 60 ? 60 : rs->code.len),
+                            loyalty_sf_p(rs->code));
+            }
+            break;
+        }
+
+        loyalty_consumer_done(it->job, dest, &o);
+        loyalty_sf_item_free(it);
+    }
+
+    c->n = 0;
+    loyalty_sf_call_free(c);
+
+    loyalty_sf_schedule(sf);
+}
+
+
+static void
+loyalty_sf_call_free(loyalty_sf_call_t *c)
+{
+    curl_slist_free_all(c->req.headers);
+    free(c->url);
+    free(c->body);
+    free(c);
+}
+
+
+/* "api-usage=18/15000": shared in Redis, and the metrics' gauges */
+
+static void
+loyalty_sf_usage(loyalty_sf_t *sf, const char *header)
+{
+    loyalty_str_t       h;
+    const char         *args[4];
+    loyalty_sf_usage_t  u;
+    char                used[24], limit[24], at[24];
+
+    h.data = (u_char *) header;
+    h.len = strlen(header);
+
+    if (loyalty_sf_usage_parse(&h, &u) != LOYALTY_OK) {
+        return;
+    }
+
+    sf->dest->sf_used = u.used;
+    sf->dest->sf_limit = u.limit;
+
+    snprintf(used, sizeof(used), "%lld", (long long) u.used);
+    snprintf(limit, sizeof(limit), "%lld", (long long) u.limit);
+    snprintf(at, sizeof(at), "%lld", (long long) time(NULL) * 1000);
+
+    args[0] = sf->key_usage;
+    args[1] = used;
+    args[2] = limit;
+    args[3] = at;
+
+    (void) loyalty_consumer_eval("salesforce usage", loyalty_sf_usage_script,
+                                 1, args, 4, NULL, NULL);
+}
+
+
+/* SIGTERM: what was gathered or waits for a token stays pending */
+
+void
+loyalty_sf_cancel(loyalty_cycle_t *cycle)
+{
+    unsigned              i;
+    loyalty_sf_t         *sf;
+    loyalty_outcome_t     o;
+    loyalty_sf_item_t    *it, *next;
+    loyalty_sf_call_t    *c;
+
+    memset(&o, 0, sizeof(o));
+    o.abandoned = 1;
+
+    for (i = 0; i < cycle->conf->destinations_count; i++) {
+        sf = cycle->conf->destinations[i].sf;
+        if (sf == NULL) {
+            continue;
+        }
+
+        evtimer_del(sf->window);
+        loyalty_sf_auth_stop(sf);
+
+        it = sf->head;
+        sf->head = NULL;
+        sf->tail = NULL;
+        sf->pending = 0;
+
+        for ( /* void */ ; it != NULL; it = next) {
+            next = it->next;
+            loyalty_consumer_done(it->job, sf->dest, &o);
+            loyalty_sf_item_free(it);
+        }
+
+        while (sf->ready != NULL) {
+            c = sf->ready;
+            sf->ready = c->wait_next;
+            loyalty_sf_finish(c, LOYALTY_SF_TRANSIENT, NULL, NULL, -1, 0);
+        }
+
+        sf->ready_tail = NULL;
+    }
+}
+
+
+void
+loyalty_sf_cleanup(loyalty_cycle_t *cycle)
+{
+    unsigned              i;
+    loyalty_sf_t         *sf;
+    loyalty_sf_item_t    *it, *next;
+    loyalty_sf_call_t    *c;
+
+    for (i = 0; i < cycle->conf->destinations_count; i++) {
+        sf = cycle->conf->destinations[i].sf;
+        if (sf == NULL) {
+            continue;
+        }
+
+        for (it = sf->head; it != NULL; it = next) {
+            next = it->next;
+            loyalty_sf_item_free(it);
+        }
+
+        /* calls in flight were freed with the layer's requests */
+        while (sf->calls != NULL) {
+            c = sf->calls;
+            sf->calls = c->next;
+
+            while (c->n > 0) {
+                loyalty_sf_item_free(c->items[--c->n]);
+            }
+
+            loyalty_sf_call_free(c);
+        }
+
+        if (sf->window != NULL) {
+            event_free(sf->window);
+        }
+
+        loyalty_sf_auth_cleanup(sf);
+        free(sf);
+        cycle->conf->destinations[i].sf = NULL;
+    }
+}

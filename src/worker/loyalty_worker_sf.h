@@ -1,0 +1,109 @@
+/*
+ * Copyright (C) loyalty-edge authors
+ *
+ * The salesforce destination's state, shared by loyalty_worker_sf.c
+ * (records, batches, Collections calls) and loyalty_worker_sf_auth.c
+ * (the access token, cached in Redis for every worker).
+ */
+
+#ifndef _LOYALTY_WORKER_SF_H_INCLUDED_
+#define _LOYALTY_WORKER_SF_H_INCLUDED_
+
+
+#include <openssl/evp.h>
+
+#include "loyalty_worker.h"
+#include "loyalty_sf_api.h"
+#include "loyalty_sf_map.h"
+
+
+/* a malloc'ed chain of blocks: one per record or call, freed at once */
+
+typedef struct loyalty_sf_blk_s  loyalty_sf_blk_t;
+
+typedef struct {
+    loyalty_sf_blk_t     *blocks;
+    loyalty_alloc_t       alloc;
+} loyalty_sf_pool_t;
+
+
+typedef struct loyalty_sf_item_s  loyalty_sf_item_t;
+
+struct loyalty_sf_item_s {
+    loyalty_sf_item_t    *next;
+    loyalty_job_t        *job;
+    loyalty_flow_conf_t  *flow;
+    const char           *key;             /* external id value */
+    loyalty_sf_mapped_t  *mapped;
+    size_t                nmapped;
+    uint64_t              added_ms;
+    loyalty_sf_pool_t     pool;
+};
+
+
+typedef struct loyalty_sf_call_s  loyalty_sf_call_t;
+typedef struct loyalty_sf_s       loyalty_sf_t;
+
+struct loyalty_sf_call_s {
+    loyalty_http_req_t    req;
+    loyalty_sf_call_t    *next;            /* sf->calls */
+    loyalty_sf_call_t    *prev;
+    loyalty_sf_call_t    *wait_next;       /* sf->ready: needs a token */
+    loyalty_sf_t         *sf;
+    loyalty_sf_item_t    *items[LOYALTY_SF_COLLECTION_MAX];
+    size_t                n;
+    char                 *url;
+    char                 *body;
+    char                  token[512];      /* the one sent */
+    unsigned              sent:1;          /* queued with the layer */
+    unsigned              retried:1;       /* after a 401 */
+};
+
+
+struct loyalty_sf_s {
+    loyalty_dest_conf_t  *dest;
+
+    /* records gathered for the next call */
+    loyalty_sf_item_t    *head;
+    loyalty_sf_item_t    *tail;
+    size_t                pending;
+    struct event         *window;
+
+    loyalty_sf_call_t    *calls;           /* made, not finished */
+    unsigned              ncalls;
+    loyalty_sf_call_t    *ready;           /* waiting for a token */
+    loyalty_sf_call_t    *ready_tail;
+
+    /* auth (loyalty_worker_sf_auth.c) */
+    char                  token[512];      /* "" when none */
+    char                  instance_url[512];
+    char                  key_token[160];  /* loyalty:sf:{d}:token */
+    char                  key_lock[160];
+    char                  key_usage[160];
+    char                  secret[512];     /* client secret */
+    EVP_PKEY             *pkey;            /* jwt_bearer */
+    struct event         *auth_timer;
+    unsigned              auth_backoff_ms;
+    unsigned              auth_busy:1;
+    unsigned              auth_locked:1;   /* we hold the lock */
+    loyalty_http_req_t    auth_req;
+    char                 *auth_body;
+    char                  auth_url[2200];
+};
+
+
+void *loyalty_sf_palloc(void *ctx, size_t size);
+void loyalty_sf_pool_init(loyalty_sf_pool_t *pool);
+void loyalty_sf_pool_free(loyalty_sf_pool_t *pool);
+
+int loyalty_sf_auth_init(loyalty_sf_t *sf);
+void loyalty_sf_auth_need(loyalty_sf_t *sf);
+void loyalty_sf_auth_failed(loyalty_sf_t *sf, const char *token);
+void loyalty_sf_auth_stop(loyalty_sf_t *sf);
+void loyalty_sf_auth_cleanup(loyalty_sf_t *sf);
+
+/* a token is in sf->token: send what waited for it */
+void loyalty_sf_token_ready(loyalty_sf_t *sf);
+
+
+#endif /* _LOYALTY_WORKER_SF_H_INCLUDED_ */
