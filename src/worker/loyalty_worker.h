@@ -243,6 +243,8 @@ void loyalty_log_write(int level, const loyalty_job_t *job,
     const char *dest, int status, long latency_ms, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 int loyalty_log_level_parse(const char *name);
+int loyalty_log_init(struct event_base *base);
+void loyalty_log_close(void);
 uint64_t loyalty_now_ms(void);
 uint64_t loyalty_now_us(void);
 size_t loyalty_json_escape(char *dst, const u_char *src, size_t len);

@@ -32,10 +32,14 @@
 #define LOYALTY_HTTP_ANSWER  128        /* kept by default */
 
 
-typedef struct {
+typedef struct loyalty_http_sock_s  loyalty_http_sock_t;
+
+struct loyalty_http_sock_s {
+    loyalty_http_sock_t  *next;             /* in the free list */
     struct event         *ev;
     curl_socket_t         fd;
-} loyalty_http_sock_t;
+    short                 kind;             /* EV_READ|EV_WRITE wanted */
+};
 
 
 static int loyalty_http_socket_cb(CURL *easy, curl_socket_t fd, int what,
@@ -53,6 +57,10 @@ static size_t loyalty_http_header(char *p, size_t size, size_t n,
 
 
 static CURLM         *loyalty_multi;
+
+/* curl drops and re-adds a socket around every transfer on a kept-alive
+ * connection: the watchers (and their events) are kept for reuse */
+static loyalty_http_sock_t  *loyalty_http_socks_free;
 
 /* requests in flight, freed by cleanup after a deadline or a second
  * signal: nothing of them may outlive the image (reload) */
@@ -97,7 +105,8 @@ loyalty_http_init(loyalty_cycle_t *cycle)
 void
 loyalty_http_cleanup(void)
 {
-    loyalty_http_req_t  *r;
+    loyalty_http_req_t   *r;
+    loyalty_http_sock_t  *s;
 
     /* the jobs are gone: drivers free their requests, report nothing */
     while (loyalty_http_active != NULL) {
@@ -127,6 +136,14 @@ loyalty_http_cleanup(void)
         loyalty_http_timer = NULL;
     }
 
+    /* curl_multi_cleanup removed every socket: all are in the list */
+    while (loyalty_http_socks_free != NULL) {
+        s = loyalty_http_socks_free;
+        loyalty_http_socks_free = s->next;
+        event_free(s->ev);
+        free(s);
+    }
+
     curl_global_cleanup();
 }
 
@@ -153,8 +170,10 @@ loyalty_http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
 
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
-            event_free(s->ev);
-            free(s);
+            event_del(s->ev);
+            s->kind = 0;
+            s->next = loyalty_http_socks_free;
+            loyalty_http_socks_free = s;
             curl_multi_assign(loyalty_multi, fd, NULL);
         }
 
@@ -165,24 +184,39 @@ loyalty_http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
            | ((what & CURL_POLL_IN) ? EV_READ : 0)
            | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
 
+    if (s != NULL && s->kind == kind) {
+        return 0;
+    }
+
     if (s == NULL) {
-        s = calloc(1, sizeof(loyalty_http_sock_t));
-        if (s == NULL) {
-            return -1;
+        s = loyalty_http_socks_free;
+
+        if (s != NULL) {
+            loyalty_http_socks_free = s->next;
+
+        } else {
+            s = calloc(1, sizeof(loyalty_http_sock_t));
+            if (s == NULL) {
+                return -1;
+            }
+
+            s->ev = event_new(cycle->base, -1, 0, loyalty_http_event, s);
+            if (s->ev == NULL) {
+                free(s);
+                return -1;
+            }
         }
 
         s->fd = fd;
         curl_multi_assign(loyalty_multi, fd, s);
 
     } else {
-        event_free(s->ev);
+        event_del(s->ev);
     }
 
-    s->ev = event_new(cycle->base, fd, kind, loyalty_http_event, s);
-    if (s->ev == NULL) {
-        return -1;
-    }
-
+    /* the event is not pending here, so it may be assigned again */
+    event_assign(s->ev, cycle->base, fd, kind, loyalty_http_event, s);
+    s->kind = kind;
     event_add(s->ev, NULL);
 
     return 0;

@@ -175,7 +175,8 @@ main(int argc, char **argv)
     /* blocked by the image that exec'ed us: handled from here on */
     loyalty_signals_mask(SIG_UNBLOCK);
 
-    if (loyalty_http_init(cycle) != LOYALTY_OK
+    if (loyalty_log_init(cycle->base) != LOYALTY_OK
+        || loyalty_http_init(cycle) != LOYALTY_OK
         || loyalty_rl_init(cycle) != LOYALTY_OK
         || loyalty_sf_init(cycle) != LOYALTY_OK
         || loyalty_metrics_init(cycle) != LOYALTY_OK
@@ -214,6 +215,7 @@ main(int argc, char **argv)
     event_free(sigint);
     event_free(sighup);
     event_free(loyalty_deadline_ev);
+    loyalty_log_close();
     event_base_free(cycle->base);
     cycle->base = NULL;
     loyalty_conf_free(conf);
