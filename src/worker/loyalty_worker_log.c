@@ -223,6 +223,7 @@ loyalty_log_write(int level, const loyalty_job_t *job, const char *dest,
 
         p += loyalty_log_field(p, "entry", (u_char *) job->entry_id,
                                strlen(job->entry_id));
+        p += sprintf(p, ",\"attempt\":%u", job->attempts + 1);
     }
 
     if (dest != NULL) {

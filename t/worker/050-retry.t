@@ -72,6 +72,8 @@ ok scalar(grep { ($_->{msg} // '') =~ /^attempt 1 failed: retry in \d+ ms/ }
           @l), '... logged "attempt 1 failed: retry in N ms"';
 ok scalar(grep { ($_->{msg} // '') eq 'retry: attempt 3' } @l),
     '... and "retry: attempt 3"';
+is_deeply [ map { $_->{attempt} } grep { defined $_->{latency_ms} } @l ],
+    [1, 2, 3], '... each answer logged with its attempt number';
 
 # --- the retry record while waiting ---
 
