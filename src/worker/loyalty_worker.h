@@ -186,6 +186,7 @@ struct loyalty_job_s {
     unsigned              failed;
     unsigned              retry:1;          /* from loyalty:{S}:retry */
     unsigned              permanent:1;      /* a 4xx: dead-letter it */
+    unsigned              conflict:1;       /* ... to the conflicts */
     unsigned              abandoned:1;      /* SIGTERM: left as it is */
     unsigned              unmatched:1;      /* no flow took it */
     unsigned              attempts;         /* made before this one */
@@ -202,6 +203,8 @@ struct loyalty_job_s {
 typedef struct {
     unsigned              ok:1;
     unsigned              permanent:1;
+    unsigned              conflict:1;       /* an identity conflict: for
+                                               review, not a dead letter */
     unsigned              abandoned:1;
     long                  status;           /* HTTP, 0 when none */
     uint64_t              retry_after_ms;
@@ -377,6 +380,7 @@ enum {
     LOYALTY_EVENT_DEAD_LETTERED,
     LOYALTY_EVENT_INVALID,
     LOYALTY_EVENT_UNMATCHED,
+    LOYALTY_EVENT_CONFLICT,
     LOYALTY_EVENT_OUTCOMES
 };
 

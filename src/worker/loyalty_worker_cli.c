@@ -9,6 +9,11 @@
  *   loyalty-worker -c FILE dlq show STORE ID
  *   loyalty-worker -c FILE dlq replay STORE ID|--all
  *   loyalty-worker -c FILE dlq purge STORE ID|--all
+ *   loyalty-worker -c FILE conflicts list|show|resolve|dismiss ...
+ *
+ * The conflicts stream (identity conflicts parked for review) has the
+ * dead letters' layout: `conflicts resolve` replays, `conflicts dismiss`
+ * drops, as `dlq replay` and `dlq purge` do.
  *
  * Exit 0 on success, 1 when Redis fails or an entry does not exist,
  * 2 for bad arguments.
@@ -23,7 +28,11 @@
 #include "loyalty_worker.h"
 
 
-#define LOYALTY_CLI_KEY  (sizeof("loyalty:{}:retry") + 64)
+#define LOYALTY_CLI_KEY  (sizeof("loyalty:{}:conflicts") + 64)
+
+
+/* the parked stream the dlq-like commands work on: "dlq" or "conflicts" */
+static const char  *loyalty_cli_parked = "dlq";
 
 
 static int loyalty_cli_stats(redisContext *c, loyalty_conf_t *conf,
@@ -104,9 +113,25 @@ loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
 
         json = (argc == 2);
 
-    } else if (strcmp(cmd, "dlq") == 0 && argc >= 3) {
+    } else if ((strcmp(cmd, "dlq") == 0 || strcmp(cmd, "conflicts") == 0)
+               && argc >= 3)
+    {
+        loyalty_cli_parked = cmd;
         cmd = argv[1];
         store = argv[2];
+
+        /* conflicts speak of resolving and dismissing */
+        if (strcmp(loyalty_cli_parked, "conflicts") == 0) {
+            if (strcmp(cmd, "resolve") == 0) {
+                cmd = "replay";
+            } else if (strcmp(cmd, "dismiss") == 0) {
+                cmd = "purge";
+            } else if (strcmp(cmd, "replay") == 0
+                       || strcmp(cmd, "purge") == 0)
+            {
+                return loyalty_cli_usage();
+            }
+        }
 
         if (!loyalty_store_valid((u_char *) store, strlen(store))) {
             fprintf(stderr, "loyalty-worker: \"%s\" is not a valid store "
@@ -214,7 +239,11 @@ loyalty_cli_usage(void)
         "       loyalty-worker [-c FILE] dlq list STORE [--count N]\n"
         "       loyalty-worker [-c FILE] dlq show STORE ID\n"
         "       loyalty-worker [-c FILE] dlq replay STORE ID|--all\n"
-        "       loyalty-worker [-c FILE] dlq purge STORE ID|--all\n");
+        "       loyalty-worker [-c FILE] dlq purge STORE ID|--all\n"
+        "       loyalty-worker [-c FILE] conflicts list STORE [--count N]\n"
+        "       loyalty-worker [-c FILE] conflicts show STORE ID\n"
+        "       loyalty-worker [-c FILE] conflicts resolve STORE ID|--all\n"
+        "       loyalty-worker [-c FILE] conflicts dismiss STORE ID|--all\n");
 
     return 2;
 }
@@ -224,15 +253,15 @@ static int
 loyalty_cli_stats(redisContext *c, loyalty_conf_t *conf, int json)
 {
     unsigned     i;
-    long long    len, pending, retry, dlq;
+    long long    len, pending, retry, dlq, conflicts;
     redisReply  *r;
     char         key[LOYALTY_CLI_KEY];
 
     if (json) {
         printf("{\"stores\":[");
     } else {
-        printf("%-24s %10s %10s %10s %10s\n", "store", "stream", "pending",
-               "retry", "dlq");
+        printf("%-24s %10s %10s %10s %10s %10s\n", "store", "stream",
+               "pending", "retry", "dlq", "conflicts");
     }
 
     for (i = 0; i < conf->stores_count; i++) {
@@ -260,8 +289,11 @@ loyalty_cli_stats(redisContext *c, loyalty_conf_t *conf, int json)
         retry = loyalty_cli_int(c, "ZCARD %s", key);
         snprintf(key, sizeof(key), "loyalty:{%s}:dlq", conf->stores[i]);
         dlq = loyalty_cli_int(c, "XLEN %s", key);
+        snprintf(key, sizeof(key), "loyalty:{%s}:conflicts",
+                 conf->stores[i]);
+        conflicts = loyalty_cli_int(c, "XLEN %s", key);
 
-        if (len < 0 || retry < 0 || dlq < 0) {
+        if (len < 0 || retry < 0 || dlq < 0 || conflicts < 0) {
             return 1;
         }
 
@@ -269,11 +301,12 @@ loyalty_cli_stats(redisContext *c, loyalty_conf_t *conf, int json)
             printf("%s{\"store\":", i ? "," : "");
             loyalty_cli_json_str(conf->stores[i], strlen(conf->stores[i]));
             printf(",\"stream\":%lld,\"pending\":%lld,\"retry\":%lld,"
-                   "\"dlq\":%lld}", len, pending, retry, dlq);
+                   "\"dlq\":%lld,\"conflicts\":%lld}", len, pending, retry,
+                   dlq, conflicts);
 
         } else {
-            printf("%-24s %10lld %10lld %10lld %10lld\n", conf->stores[i],
-                   len, pending, retry, dlq);
+            printf("%-24s %10lld %10lld %10lld %10lld %10lld\n",
+                   conf->stores[i], len, pending, retry, dlq, conflicts);
         }
     }
 
@@ -320,7 +353,8 @@ loyalty_cli_list(redisContext *c, const char *store, long count)
     const char  *v;
     char         key[LOYALTY_CLI_KEY];
 
-    snprintf(key, sizeof(key), "loyalty:{%s}:dlq", store);
+    snprintf(key, sizeof(key), "loyalty:{%s}:%s", store,
+             loyalty_cli_parked);
 
     r = redisCommand(c, "XRANGE %s - + COUNT %ld", key, count);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
@@ -389,7 +423,8 @@ loyalty_cli_show(redisContext *c, const char *store, const char *id)
     redisReply  *r, *f;
     char         key[LOYALTY_CLI_KEY];
 
-    snprintf(key, sizeof(key), "loyalty:{%s}:dlq", store);
+    snprintf(key, sizeof(key), "loyalty:{%s}:%s", store,
+             loyalty_cli_parked);
 
     r = redisCommand(c, "XRANGE %s %s %s", key, id, id);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
@@ -488,7 +523,8 @@ loyalty_cli_replay(redisContext *c, const char *store, const char *id)
     redisReply  *r;
     char         dlq[LOYALTY_CLI_KEY], in[LOYALTY_CLI_KEY], from[64];
 
-    snprintf(dlq, sizeof(dlq), "loyalty:{%s}:dlq", store);
+    snprintf(dlq, sizeof(dlq), "loyalty:{%s}:%s", store,
+             loyalty_cli_parked);
     snprintf(in, sizeof(in), "loyalty:{%s}:in", store);
 
     if (strcmp(id, "--all") != 0) {
@@ -540,7 +576,8 @@ loyalty_cli_purge(redisContext *c, const char *store, const char *id)
     redisReply  *r;
     char         dlq[LOYALTY_CLI_KEY];
 
-    snprintf(dlq, sizeof(dlq), "loyalty:{%s}:dlq", store);
+    snprintf(dlq, sizeof(dlq), "loyalty:{%s}:%s", store,
+             loyalty_cli_parked);
 
     if (strcmp(id, "--all") == 0) {
         r = redisCommand(c, "EVAL %s 1 %s", loyalty_purge_all_script, dlq);

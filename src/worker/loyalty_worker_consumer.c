@@ -50,6 +50,7 @@
 typedef struct {
     char                 *key;              /* loyalty:{S}:in */
     char                 *dlq;              /* loyalty:{S}:dlq */
+    char                 *conflicts;        /* loyalty:{S}:conflicts */
     char                 *retry;            /* loyalty:{S}:retry */
     unsigned              history:1;        /* reading our PEL (ID 0) */
     char                  cursor[48];       /* last history id read */
@@ -134,8 +135,8 @@ static void loyalty_consumer_finish(loyalty_consumer_t *cs,
 static void loyalty_consumer_done_parse(loyalty_consumer_t *cs,
     loyalty_job_t *job, const char *list);
 static void loyalty_consumer_dlq(loyalty_consumer_t *cs, unsigned store,
-    const char *entry_id, int retry, const char *reason, const char **meta,
-    const loyalty_str_t *fv, size_t nfv);
+    const char *entry_id, int retry, int conflict, const char *reason,
+    const char **meta, const loyalty_str_t *fv, size_t nfv);
 static void loyalty_consumer_script(loyalty_consumer_t *cs,
     const char *what, const char *script, int nkeys, const char **args,
     size_t nargs, const loyalty_str_t *fv, size_t nfv);
@@ -333,13 +334,17 @@ loyalty_consumer_init(loyalty_cycle_t *cycle)
         n = strlen(conf->stores[i]) + sizeof("loyalty:{}:retry");
         cs->stores[i].key = malloc(n);
         cs->stores[i].dlq = malloc(n);
+        cs->stores[i].conflicts = malloc(n + 8);
         cs->stores[i].retry = malloc(n);
 
         if (cs->stores[i].key == NULL || cs->stores[i].dlq == NULL
-            || cs->stores[i].retry == NULL)
+            || cs->stores[i].conflicts == NULL || cs->stores[i].retry == NULL)
         {
             return LOYALTY_ERROR;
         }
+
+        snprintf(cs->stores[i].conflicts, n + 8, "loyalty:{%s}:conflicts",
+                 conf->stores[i]);
 
         snprintf(cs->stores[i].key, n, "loyalty:{%s}:in", conf->stores[i]);
         snprintf(cs->stores[i].dlq, n, "loyalty:{%s}:dlq", conf->stores[i]);
@@ -1348,7 +1353,7 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
             fv[1].data = (u_char *) id->str;
             fv[1].len = id->len;
             loyalty_metrics_event(store, LOYALTY_EVENT_INVALID);
-            loyalty_consumer_dlq(cs, store, id->str, retry,
+            loyalty_consumer_dlq(cs, store, id->str, retry, 0,
                                  "entry fields are not strings", NULL,
                                  fv, 2);
             return;
@@ -1453,8 +1458,8 @@ loyalty_consumer_entry(loyalty_consumer_t *cs, unsigned store,
         loyalty_log(LOYALTY_LOG_WARN, job, NULL, -1, -1,
                     "dead-lettered: %s", reason);
         loyalty_metrics_event(store, LOYALTY_EVENT_INVALID);
-        loyalty_consumer_dlq(cs, store, job->entry_id, retry, reason, NULL,
-                             job->fv, n);
+        loyalty_consumer_dlq(cs, store, job->entry_id, retry, 0, reason,
+                             NULL, job->fv, n);
         free(job);
         return;
     }
@@ -1654,6 +1659,7 @@ loyalty_consumer_done(loyalty_job_t *job, loyalty_dest_conf_t *dest,
         /* a permanent failure is what the dead letter reports */
         if (!job->permanent || o->permanent) {
             job->permanent |= o->permanent;
+            job->conflict |= o->conflict;
             job->status = o->status;
             job->fail_dest = dest ? dest->name : NULL;
             snprintf(job->error, sizeof(job->error), "%s",
@@ -1769,14 +1775,19 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
         snprintf(at, sizeof(at), "%llu",
                  (unsigned long long) loyalty_wall_ms());
 
+        args[0] = job->conflict ? "conflict"
+                  : job->permanent ? "permanent failure"
+                  : "attempts exhausted";
+
         loyalty_log(LOYALTY_LOG_WARN, job, job->fail_dest,
                     job->status ? (int) job->status : -1, -1,
-                    "dead-lettered after %u attempt(s): %s", made,
-                    job->permanent ? "permanent failure"
-                                   : "attempts exhausted");
-        loyalty_metrics_event(job->store, LOYALTY_EVENT_DEAD_LETTERED);
+                    "%s after %u attempt(s): %s",
+                    job->conflict ? "parked in the conflicts stream"
+                                  : "dead-lettered", made, args[0]);
+        loyalty_metrics_event(job->store, job->conflict
+                                          ? LOYALTY_EVENT_CONFLICT
+                                          : LOYALTY_EVENT_DEAD_LETTERED);
 
-        args[0] = job->permanent ? "permanent failure" : "attempts exhausted";
         args[1] = job->error;
         args[2] = st_buf;
         args[3] = a;
@@ -1784,7 +1795,8 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
         args[5] = at;
         args[6] = done;
         loyalty_consumer_dlq(cs, job->store, job->entry_id, job->retry,
-                             args[0], args, job->fv, job->nfv);
+                             job->conflict, args[0], args, job->fv,
+                             job->nfv);
         goto done;
     }
 
@@ -2067,7 +2079,8 @@ loyalty_consumer_eval(const char *what, const char *script, int nkeys,
 
 
 /*
- * XADD to loyalty:{S}:dlq and the XACK (or the end of the retry) in one
+ * XADD to loyalty:{S}:dlq (an identity conflict: loyalty:{S}:conflicts,
+ * same fields, for review) and the XACK (or the end of the retry) in one
  * script, so a crash between them can neither lose the event nor
  * dead-letter it twice.  The dead letter carries dlq_reason, dlq_entry,
  * dlq_at, for a failed delivery error, status, attempts, dest, failed_at,
@@ -2079,8 +2092,8 @@ loyalty_consumer_eval(const char *what, const char *script, int nkeys,
 
 static void
 loyalty_consumer_dlq(loyalty_consumer_t *cs, unsigned store,
-    const char *entry_id, int retry, const char *reason, const char **meta,
-    const loyalty_str_t *fv, size_t nfv)
+    const char *entry_id, int retry, int conflict, const char *reason,
+    const char **meta, const loyalty_str_t *fv, size_t nfv)
 {
     size_t            n, len;
     loyalty_store_t  *st;
@@ -2108,7 +2121,7 @@ loyalty_consumer_dlq(loyalty_consumer_t *cs, unsigned store,
 
     n = 0;
     args[n++] = st->key;
-    args[n++] = st->dlq;
+    args[n++] = conflict ? st->conflicts : st->dlq;
     args[n++] = st->retry;
     args[n++] = hash;
     args[n++] = LOYALTY_WORKER_GROUP;
@@ -2262,6 +2275,7 @@ loyalty_consumer_cleanup(loyalty_cycle_t *cycle)
     for (i = 0; cs->stores != NULL && i < cs->nstores; i++) {
         free(cs->stores[i].key);
         free(cs->stores[i].dlq);
+        free(cs->stores[i].conflicts);
         free(cs->stores[i].retry);
     }
 

@@ -47,7 +47,7 @@ static const char  *loyalty_metrics_delivery_names[] = {
 };
 
 static const char  *loyalty_metrics_event_names[] = {
-    "acked", "retried", "dead_lettered", "invalid", "unmatched"
+    "acked", "retried", "dead_lettered", "invalid", "unmatched", "conflict"
 };
 
 

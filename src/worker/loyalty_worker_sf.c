@@ -919,9 +919,10 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
 
         case LOYALTY_SF_PERMANENT:
         case LOYALTY_SF_CONFLICT:
-            /* conflicts go to the dead letters until the conflicts
-             * stream exists (a later increment) */
+            /* a duplicate or an ambiguous match is never forced: the
+             * event waits in loyalty:{S}:conflicts for a person */
             o.permanent = 1;
+            o.conflict = (cls == LOYALTY_SF_CONFLICT);
             loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_PERMANENT, us);
             loyalty_log(LOYALTY_LOG_WARN, it->job, dest->name, (int) status,
                         (long) (us / 1000), "%s refused (%s): %.*s",

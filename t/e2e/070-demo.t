@@ -27,7 +27,8 @@ like($out, qr/eu order\.paid\s+msg_eu_0001\s+corr=demo-trace-0001/,
      'the sender\'s X-Request-ID follows the event to the sandbox');
 unlike($out, qr/msg_eu_0003|msg_eu_0004|msg_us_0002/,
        'badly signed and stale deliveries never reach the worker');
-like($out, qr/^\s+eu\s+7\s+0\s+0\s+0$/m, 'stats: eu 7 entries, none left');
+like($out, qr/^\s+eu\s+7\s+0\s+0\s+0\s+0$/m,
+     'stats: eu 7 entries, none left');
 like($out, qr/test is successful/, 'the worker config passes -t');
 unlike($out, qr/"level":"(?:error|warn)"|\berror\s+\S+\s+store=/,
        'no worker errors');

@@ -84,14 +84,15 @@ is $redis->xlen('loyalty:{us}:dlq'), 0, '... not dead-lettered';
 
 my ($rc, $out) = cli('stats');
 is $rc, 0, 'stats: exit 0';
-like $out, qr/^store\s+stream\s+pending\s+retry\s+dlq$/m, '... header';
-like $out, qr/^eu\s+2\s+0\s+0\s+2$/m, '... eu: 2 in the stream, 2 dead';
-like $out, qr/^us\s+1\s+0\s+0\s+0$/m, '... us';
+like $out, qr/^store\s+stream\s+pending\s+retry\s+dlq\s+conflicts$/m,
+    '... header';
+like $out, qr/^eu\s+2\s+0\s+0\s+2\s+0$/m, '... eu: 2 in the stream, 2 dead';
+like $out, qr/^us\s+1\s+0\s+0\s+0\s+0$/m, '... us';
 ($rc, $out) = cli('stats', '--json');
 my $j = eval { $JSON->decode($out) };
 ok $j, 'stats --json: JSON' or diag $out;
 is_deeply $j->{stores}[0], { store => 'eu', stream => 2, pending => 0,
-                             retry => 0, dlq => 2 }, '... eu';
+                             retry => 0, dlq => 2, conflicts => 0 }, '... eu';
 is $j->{stores}[1]{store}, 'us', '... us';
 
 # --- list, show ---
