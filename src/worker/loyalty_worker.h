@@ -52,6 +52,15 @@ enum {
 };
 
 
+/* salesforce delta: what was not sent (sf_skipped[], the metrics) */
+enum {
+    LOYALTY_SF_SKIP_UNCHANGED = 0,      /* a field, same value */
+    LOYALTY_SF_SKIP_OLDER,              /* a field, a newer value kept */
+    LOYALTY_SF_SKIP_RECORD,             /* a record, nothing to send */
+    LOYALTY_SF_SKIP_LOCKED              /* a record another worker writes */
+};
+
+
 typedef struct {
     char                 *name;
     char                 *type;
@@ -83,6 +92,7 @@ typedef struct {
     void                 *sf;                  /* loyalty_sf_t */
     int64_t               sf_used;             /* Sforce-Limit-Info */
     int64_t               sf_limit;
+    uint64_t              sf_skipped[4];       /* LOYALTY_SF_SKIP_* */
     unsigned              inflight;
     unsigned              queued;              /* waiting for a slot */
     void                 *queue_head;          /* loyalty_delivery_t */

@@ -50,6 +50,11 @@ static const char  *loyalty_metrics_event_names[] = {
     "acked", "retried", "dead_lettered", "invalid", "unmatched", "conflict"
 };
 
+/* LOYALTY_SF_SKIP_* */
+static const char  *loyalty_metrics_skip_names[] = {
+    "unchanged_field", "older_field", "unchanged_record", "locked"
+};
+
 
 typedef struct {
     /* per outcome; bucket[o][i] is not cumulative, the last is +Inf */
@@ -376,7 +381,7 @@ loyalty_metrics_request(struct evhttp_request *r, void *arg)
 static void
 loyalty_metrics_render(loyalty_metrics_t *m, struct evbuffer *b)
 {
-    unsigned                  i, o, k, sf;
+    unsigned                  i, j, o, k, sf;
     uint64_t                  cum;
     loyalty_conf_t           *conf;
     loyalty_dest_conf_t      *dest;
@@ -498,6 +503,23 @@ loyalty_metrics_render(loyalty_metrics_t *m, struct evbuffer *b)
                 evbuffer_add_printf(b, "loyalty_worker_salesforce_api_used"
                     "{destination=\"%s\"} %lld\n", m->dests[i].label,
                     (long long) dest->sf_used);
+            }
+        }
+
+        loyalty_metrics_head(b, "loyalty_worker_salesforce_skipped_total",
+            "counter", "Salesforce delta: fields and records not sent.");
+
+        for (i = 0; i < m->ndests; i++) {
+            dest = &conf->destinations[i];
+            if (dest->kind != LOYALTY_DEST_SALESFORCE) {
+                continue;
+            }
+
+            for (j = 0; j < 4; j++) {
+                evbuffer_add_printf(b, "loyalty_worker_salesforce_skipped_"
+                    "total{destination=\"%s\",reason=\"%s\"} %llu\n",
+                    m->dests[i].label, loyalty_metrics_skip_names[j],
+                    (unsigned long long) dest->sf_skipped[j]);
             }
         }
 

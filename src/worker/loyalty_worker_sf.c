@@ -15,6 +15,14 @@
  *
  * Upsert by external id is idempotent: a retry, or a delivery repeated
  * after a crash, writes the same values to the same record.
+ *
+ * Delta and ordering: loyalty:{S}:state:<dest>:<object>:<key> keeps,
+ * per field, "<event time>|<hash of the value>" of the last write.
+ * When a call is made, one script per record takes the record's lease
+ * (so two workers never write it at once) and says which fields to
+ * send: a value already written, or one older than the stored one, is
+ * not.  A record left with nothing is acked without a call.  After the
+ * answer a second script stores what was written and frees the lease.
  */
 
 #include <stddef.h>
@@ -28,6 +36,7 @@
 #include <hiredis/hiredis.h>
 
 #include "loyalty_worker_sf.h"
+#include "loyalty_time.h"
 
 
 /* a loyalty_str_t's bytes for "%.*s", never NULL */
@@ -46,7 +55,64 @@ static const char  loyalty_sf_usage_script[] =
     "           'at', ARGV[3]) return 1";
 
 
+/* after a busy lease: another worker writes the record right now */
+#define LOYALTY_SF_LOCKED_RETRY_MS  200
+
+
+/*
+ * KEYS: state, lock; ARGV: consumer, lease ms, event time, "F h F h".
+ * -1 when another worker holds the lease; else per field 0 send,
+ * 1 unchanged, 2 older than the stored value.  A value already there
+ * from an older event takes the newer time, so a later-arriving older
+ * event cannot overwrite it.  Nothing to send: the lease is freed.
+ */
+static const char  loyalty_sf_check_script[] =
+    "if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+    "  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end "
+    "  redis.call('PEXPIRE', KEYS[2], ARGV[2]) "
+    "end "
+    "local r, send = {}, false "
+    "for f, h in string.gmatch(ARGV[4], '(%S+) (%S+)') do "
+    "  local s, d = redis.call('HGET', KEYS[1], f), 0 "
+    "  if s then "
+    "    local t = string.sub(s, 1, 24) "
+    "    if t > ARGV[3] then d = 2 "
+    "    elseif string.sub(s, 26) == h then "
+    "      d = 1 "
+    "      if ARGV[3] > t then "
+    "        redis.call('HSET', KEYS[1], f, ARGV[3] .. '|' .. h) "
+    "      end "
+    "    end "
+    "  end "
+    "  if d == 0 then send = true end "
+    "  r[#r + 1] = d "
+    "end "
+    "if not send then redis.call('DEL', KEYS[2]) end "
+    "return r";
+
+/*
+ * KEYS: state, lock; ARGV: consumer, event time, "F h F h" written
+ * ("" after a failure: nothing); a newer stored time is kept.
+ */
+static const char  loyalty_sf_commit_script[] =
+    "for f, h in string.gmatch(ARGV[3], '(%S+) (%S+)') do "
+    "  local s = redis.call('HGET', KEYS[1], f) "
+    "  if not s or string.sub(s, 1, 24) <= ARGV[2] then "
+    "    redis.call('HSET', KEYS[1], f, ARGV[2] .. '|' .. h) "
+    "  end "
+    "end "
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then "
+    "  redis.call('DEL', KEYS[2]) "
+    "end "
+    "return 1";
+
+
 static void loyalty_sf_item_free(loyalty_sf_item_t *it);
+static int loyalty_sf_delta_prepare(loyalty_sf_item_t *it);
+static void loyalty_sf_check(loyalty_sf_call_t *c);
+static void loyalty_sf_checked(void *r, void *data);
+static void loyalty_sf_checked_all(loyalty_sf_call_t *c);
+static void loyalty_sf_commit(loyalty_sf_item_t *it, int ok);
 static void loyalty_sf_schedule(loyalty_sf_t *sf);
 static void loyalty_sf_window(evutil_socket_t fd, short what, void *arg);
 static void loyalty_sf_flush(loyalty_sf_t *sf);
@@ -242,6 +308,12 @@ loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
                         "conflict: %s.%s is owned by the CRM, not written",
                         flow->object, it->mapped[i].map->field);
         }
+    }
+
+    if (loyalty_sf_delta_prepare(it) != LOYALTY_OK) {
+        loyalty_sf_item_free(it);
+        loyalty_sf_fail(job, dest, 0, "out of memory");
+        return;
     }
 
     it->added_ms = loyalty_now_ms();
@@ -522,14 +594,8 @@ loyalty_sf_flush(loyalty_sf_t *sf)
     sf->calls = c;
     sf->ncalls++;
 
-    if (sf->ready_tail == NULL) {
-        sf->ready = c;
-    } else {
-        sf->ready_tail->wait_next = c;
-    }
-    sf->ready_tail = c;
-
-    loyalty_sf_send(sf);
+    /* in sf->calls while the scripts run: the keys stay busy here */
+    loyalty_sf_check(c);
 
     loyalty_sf_schedule(sf);
 }
@@ -655,7 +721,7 @@ loyalty_sf_build(loyalty_sf_call_t *c)
         loyalty_jw_str(&w, NULL, &key);
 
         for (j = 0; j < it->nmapped; j++) {
-            if (it->mapped[j].status != LOYALTY_SF_MAPPED) {
+            if (it->mapped[j].status != LOYALTY_SF_MAPPED || it->skip[j]) {
                 continue;
             }
 
@@ -886,6 +952,7 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
         if (status < 0) {
             o.abandoned = 1;
             o.error = NULL;
+            loyalty_sf_commit(it, 0);
             loyalty_consumer_done(it->job, dest, &o);
             loyalty_sf_item_free(it);
             continue;
@@ -948,6 +1015,8 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
             break;
         }
 
+        /* a failure leaves the state as it was: a retry sends again */
+        loyalty_sf_commit(it, cls == LOYALTY_SF_SUCCESS);
         loyalty_consumer_done(it->job, dest, &o);
         loyalty_sf_item_free(it);
     }
@@ -956,6 +1025,361 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
     loyalty_sf_call_free(c);
 
     loyalty_sf_schedule(sf);
+}
+
+
+/*
+ * The event time (occurred, else received) in the fixed-length form
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ" that orders as a string, the state keys,
+ * and a short hash of each mapped value with its JSON kind.
+ */
+
+static int
+loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
+{
+    size_t                i, n, len;
+    uint64_t              h;
+    const char           *store;
+    loyalty_event_t      *ev;
+    loyalty_sf_mapped_t  *m;
+    char                  utc[LOYALTY_TIME_MAX];
+
+    ev = &it->job->ev;
+    n = (ev->occurred.len > 0) ? loyalty_time_utc(&ev->occurred, utc) : 0;
+
+    if (n >= 20) {
+        memcpy(it->time, utc, 19);
+        it->time[19] = '.';
+        len = (n > 21 && utc[19] == '.') ? n - 21 : 0;
+
+        for (i = 0; i < 3; i++) {
+            it->time[20 + i] = (i < len) ? utc[20 + i] : '0';
+        }
+
+        it->time[23] = 'Z';
+        it->time[24] = '\0';
+
+    } else if (loyalty_time_unix_ms(ev->received, it->time) != 24) {
+        /* never older than anything: the write is not held back */
+        snprintf(it->time, sizeof(it->time), "9999-12-31T23:59:59.999Z");
+    }
+
+    store = loyalty_cycle.conf->stores[it->job->store];
+    len = strlen(store) + strlen(it->flow->dest->name)
+          + strlen(it->flow->object) + strlen(it->key) + 32;
+
+    it->state = loyalty_sf_palloc(&it->pool, len);
+    it->lock = loyalty_sf_palloc(&it->pool, len);
+    it->skip = loyalty_sf_palloc(&it->pool, it->nmapped + 1);
+    it->hashes = loyalty_sf_palloc(&it->pool, 17 * it->nmapped + 1);
+
+    if (it->state == NULL || it->lock == NULL || it->skip == NULL
+        || it->hashes == NULL)
+    {
+        return LOYALTY_ERROR;
+    }
+
+    snprintf(it->state, len, "loyalty:{%s}:state:%s:%s:%s", store,
+             it->flow->dest->name, it->flow->object, it->key);
+    snprintf(it->lock, len, "%s:lock", it->state);
+
+    memset(it->skip, 0, it->nmapped + 1);
+
+    for (i = 0; i < it->nmapped; i++) {
+        m = &it->mapped[i];
+
+        /* FNV-1a 64 of the kind and the canonical text */
+        h = 14695981039346656037ULL;
+        h = (h ^ (uint64_t) ('0' + m->value.json)) * 1099511628211ULL;
+
+        for (n = 0; n < m->value.text.len; n++) {
+            h = (h ^ m->value.text.data[n]) * 1099511628211ULL;
+        }
+
+        snprintf(it->hashes + 17 * i, 17, "%016llx", (unsigned long long) h);
+    }
+
+    return LOYALTY_OK;
+}
+
+
+/* one script per record of the call, pipelined; the call goes on the
+ * last answer */
+
+static void
+loyalty_sf_check(loyalty_sf_call_t *c)
+{
+    size_t              i, j, len, off;
+    loyalty_sf_item_t  *it;
+    const char         *args[6];
+    char               *pairs, lease[24];
+
+    c->checking = 1;     /* held until every script is sent */
+
+    snprintf(lease, sizeof(lease), "%u",
+             c->sf->dest->timeout_ms * 2 > 1000
+             ? c->sf->dest->timeout_ms * 2 : 1000);
+
+    for (i = 0; i < c->n; i++) {
+        it = c->items[i];
+        it->call = c;
+        it->verdict = LOYALTY_SF_DELTA_SEND;
+
+        len = 1;
+        for (j = 0; j < it->nmapped; j++) {
+            if (it->mapped[j].status == LOYALTY_SF_MAPPED) {
+                len += strlen(it->mapped[j].map->field) + 18;
+            }
+        }
+
+        if (len == 1) {
+            /* nothing mapped: the external id alone, no state */
+            continue;
+        }
+
+        pairs = loyalty_sf_palloc(&it->pool, len);
+        if (pairs == NULL) {
+            it->verdict = LOYALTY_SF_DELTA_ERROR;
+            continue;
+        }
+
+        off = 0;
+        for (j = 0; j < it->nmapped; j++) {
+            if (it->mapped[j].status == LOYALTY_SF_MAPPED) {
+                off += sprintf(pairs + off, "%s%s %s", off ? " " : "",
+                               it->mapped[j].map->field,
+                               it->hashes + 17 * j);
+            }
+        }
+
+        args[0] = it->state;
+        args[1] = it->lock;
+        args[2] = loyalty_cycle.consumer;
+        args[3] = lease;
+        args[4] = it->time;
+        args[5] = pairs;
+
+        if (loyalty_consumer_eval("salesforce delta",
+                                  loyalty_sf_check_script, 2, args, 6,
+                                  loyalty_sf_checked, it)
+            != LOYALTY_OK)
+        {
+            it->verdict = LOYALTY_SF_DELTA_ERROR;
+            continue;
+        }
+
+        c->checking++;
+    }
+
+    if (--c->checking == 0) {
+        loyalty_sf_checked_all(c);
+    }
+}
+
+
+static void
+loyalty_sf_checked(void *r, void *data)
+{
+    size_t                i, k;
+    redisReply           *reply, *e;
+    loyalty_sf_call_t    *c;
+    loyalty_sf_item_t    *it;
+    loyalty_dest_conf_t  *dest;
+
+    reply = r;
+    it = data;
+    c = it->call;
+    dest = c->sf->dest;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        it->verdict = LOYALTY_SF_DELTA_ERROR;
+
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+        it->verdict = LOYALTY_SF_DELTA_LOCKED;
+        dest->sf_skipped[LOYALTY_SF_SKIP_LOCKED]++;
+
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        it->locked = 1;
+        it->verdict = LOYALTY_SF_DELTA_UNCHANGED;
+
+        for (i = 0, k = 0; i < it->nmapped; i++) {
+            if (it->mapped[i].status != LOYALTY_SF_MAPPED) {
+                continue;
+            }
+
+            e = (k < reply->elements) ? reply->element[k] : NULL;
+            k++;
+
+            if (e == NULL || e->type != REDIS_REPLY_INTEGER
+                || e->integer == 0)
+            {
+                it->verdict = LOYALTY_SF_DELTA_SEND;
+                continue;
+            }
+
+            it->skip[i] = (u_char) e->integer;
+
+            if (e->integer == 2) {
+                dest->sf_skipped[LOYALTY_SF_SKIP_OLDER]++;
+                loyalty_log(LOYALTY_LOG_INFO, it->job, dest->name, -1, -1,
+                            "%s.%s not written: a newer value is there",
+                            it->flow->object, it->mapped[i].map->field);
+            } else {
+                dest->sf_skipped[LOYALTY_SF_SKIP_UNCHANGED]++;
+            }
+        }
+
+        if (it->verdict == LOYALTY_SF_DELTA_UNCHANGED) {
+            /* the script freed the lease */
+            it->locked = 0;
+        }
+
+    } else {
+        it->verdict = LOYALTY_SF_DELTA_ERROR;
+    }
+
+    if (--c->checking == 0) {
+        loyalty_sf_checked_all(c);
+    }
+}
+
+
+/* records with nothing to send, or locked elsewhere, end here */
+
+static void
+loyalty_sf_checked_all(loyalty_sf_call_t *c)
+{
+    size_t                i, n;
+    loyalty_sf_t         *sf;
+    loyalty_outcome_t     o;
+    loyalty_sf_item_t    *it;
+    loyalty_dest_conf_t  *dest;
+
+    sf = c->sf;
+    dest = sf->dest;
+
+    if (loyalty_cycle.stopping) {
+        loyalty_sf_finish(c, LOYALTY_SF_TRANSIENT, NULL, NULL, -1, 0);
+        return;
+    }
+
+    for (i = 0, n = 0; i < c->n; i++) {
+        it = c->items[i];
+
+        if (it->verdict == LOYALTY_SF_DELTA_SEND) {
+            c->items[n++] = it;
+            continue;
+        }
+
+        memset(&o, 0, sizeof(o));
+
+        switch (it->verdict) {
+
+        case LOYALTY_SF_DELTA_UNCHANGED:
+            o.ok = 1;
+            dest->sf_skipped[LOYALTY_SF_SKIP_RECORD]++;
+            loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_SUCCESS, 0);
+            loyalty_log(LOYALTY_LOG_INFO, it->job, dest->name, -1, -1,
+                        "unchanged %s: not sent", it->flow->object);
+            break;
+
+        case LOYALTY_SF_DELTA_LOCKED:
+            o.retry_after_ms = LOYALTY_SF_LOCKED_RETRY_MS;
+            o.error = "salesforce: the record is being written by another "
+                      "worker";
+            loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_TRANSIENT, 0);
+            loyalty_log(LOYALTY_LOG_INFO, it->job, dest->name, -1, -1,
+                        "%s locked by another worker: retry",
+                        it->flow->object);
+            break;
+
+        default:
+            o.error = "salesforce: delta state not read from Redis";
+            loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_TRANSIENT, 0);
+            break;
+        }
+
+        loyalty_consumer_done(it->job, dest, &o);
+        loyalty_sf_item_free(it);
+    }
+
+    c->n = n;
+
+    if (n == 0) {
+        if (c->prev != NULL) {
+            c->prev->next = c->next;
+        } else {
+            sf->calls = c->next;
+        }
+
+        if (c->next != NULL) {
+            c->next->prev = c->prev;
+        }
+
+        sf->ncalls--;
+        loyalty_sf_call_free(c);
+        loyalty_sf_schedule(sf);
+        return;
+    }
+
+    if (sf->ready_tail == NULL) {
+        sf->ready = c;
+    } else {
+        sf->ready_tail->wait_next = c;
+    }
+    sf->ready_tail = c;
+
+    loyalty_sf_send(sf);
+}
+
+
+/* written: store the sent fields' time|hash; either way free the lease */
+
+static void
+loyalty_sf_commit(loyalty_sf_item_t *it, int ok)
+{
+    size_t       j, len, off;
+    const char  *args[5];
+    char        *pairs;
+
+    if (!it->locked) {
+        return;
+    }
+
+    it->locked = 0;
+    len = 1;
+
+    for (j = 0; ok && j < it->nmapped; j++) {
+        if (it->mapped[j].status == LOYALTY_SF_MAPPED && !it->skip[j]) {
+            len += strlen(it->mapped[j].map->field) + 18;
+        }
+    }
+
+    pairs = loyalty_sf_palloc(&it->pool, len);
+    if (pairs == NULL) {
+        /* the lease expires; the state stays behind: a resend */
+        return;
+    }
+
+    off = 0;
+    pairs[0] = '\0';
+
+    for (j = 0; ok && j < it->nmapped; j++) {
+        if (it->mapped[j].status == LOYALTY_SF_MAPPED && !it->skip[j]) {
+            off += sprintf(pairs + off, "%s%s %s", off ? " " : "",
+                           it->mapped[j].map->field, it->hashes + 17 * j);
+        }
+    }
+
+    args[0] = it->state;
+    args[1] = it->lock;
+    args[2] = loyalty_cycle.consumer;
+    args[3] = it->time;
+    args[4] = pairs;
+
+    (void) loyalty_consumer_eval("salesforce delta commit",
+                                 loyalty_sf_commit_script, 2, args, 5,
+                                 NULL, NULL);
 }
 
 

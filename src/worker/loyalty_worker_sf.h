@@ -17,6 +17,15 @@
 #include "loyalty_sf_map.h"
 
 
+/* the delta script's answer for a record */
+enum {
+    LOYALTY_SF_DELTA_SEND = 0,
+    LOYALTY_SF_DELTA_UNCHANGED,         /* nothing left to send */
+    LOYALTY_SF_DELTA_LOCKED,            /* another worker writes it */
+    LOYALTY_SF_DELTA_ERROR              /* Redis did not answer */
+};
+
+
 /* a malloc'ed chain of blocks: one per record or call, freed at once */
 
 typedef struct loyalty_sf_blk_s  loyalty_sf_blk_t;
@@ -28,6 +37,7 @@ typedef struct {
 
 
 typedef struct loyalty_sf_item_s  loyalty_sf_item_t;
+typedef struct loyalty_sf_call_s  loyalty_sf_call_t;
 
 struct loyalty_sf_item_s {
     loyalty_sf_item_t    *next;
@@ -37,11 +47,20 @@ struct loyalty_sf_item_s {
     loyalty_sf_mapped_t  *mapped;
     size_t                nmapped;
     uint64_t              added_ms;
+    char                  time[32];        /* event time, canonical ms */
+    char                 *state;           /* loyalty:{S}:state:... */
+    char                 *lock;            /* state + ":lock" */
+    char                 *hashes;          /* 17 bytes per mapped field:
+                                              its value's hash, hex */
+    loyalty_sf_call_t    *call;            /* while its script runs */
+    u_char               *skip;            /* per mapped: 1 unchanged,
+                                              2 older: not sent */
+    unsigned              verdict:2;       /* LOYALTY_SF_DELTA_* */
+    unsigned              locked:1;        /* we hold the record lease */
     loyalty_sf_pool_t     pool;
 };
 
 
-typedef struct loyalty_sf_call_s  loyalty_sf_call_t;
 typedef struct loyalty_sf_s       loyalty_sf_t;
 
 struct loyalty_sf_call_s {
@@ -55,6 +74,7 @@ struct loyalty_sf_call_s {
     char                 *url;
     char                 *body;
     char                  token[512];      /* the one sent */
+    unsigned              checking;        /* delta scripts to answer */
     unsigned              sent:1;          /* queued with the layer */
     unsigned              retried:1;       /* after a 401 */
 };
