@@ -213,28 +213,24 @@ loyalty_jw_cstr(loyalty_jw_t *w, const char *key, const char *value)
 }
 
 
-static void
-loyalty_jw_string(loyalty_jw_t *w, const u_char *p, size_t len)
+size_t
+loyalty_jw_escape(u_char *dst, const u_char *src, size_t len)
 {
     u_char         ch, *d;
     const u_char  *last;
 
     static const u_char  hex[] = "0123456789abcdef";
 
-    d = w->pos;
-    *d++ = '"';
-
     /* an absent string may be { 0, NULL }: no arithmetic on NULL */
     if (len == 0) {
-        *d++ = '"';
-        w->pos = d;
-        return;
+        return 0;
     }
 
-    last = p + len;
+    d = dst;
+    last = src + len;
 
-    while (p < last) {
-        ch = *p++;
+    while (src < last) {
+        ch = *src++;
 
         if (ch >= 0x20 && ch != '"' && ch != '\\') {
             *d++ = ch;
@@ -266,6 +262,18 @@ loyalty_jw_string(loyalty_jw_t *w, const u_char *p, size_t len)
         }
     }
 
+    return (size_t) (d - dst);
+}
+
+
+static void
+loyalty_jw_string(loyalty_jw_t *w, const u_char *p, size_t len)
+{
+    u_char  *d;
+
+    d = w->pos;
+    *d++ = '"';
+    d += loyalty_jw_escape(d, p, len);
     *d++ = '"';
 
     w->pos = d;

@@ -65,6 +65,13 @@ void loyalty_jw_raw(loyalty_jw_t *w, const char *key,
  */
 void loyalty_jw_name(loyalty_jw_t *w, const loyalty_str_t *name);
 
+/*
+ * len bytes as the inside of a JSON string (quotes, backslashes and
+ * control characters escaped) into dst, which has room for 6 * len;
+ * returns the bytes written.  For callers that build JSON by hand.
+ */
+size_t loyalty_jw_escape(u_char *dst, const u_char *src, size_t len);
+
 /* 1 when the object or array being written has no member yet */
 int loyalty_jw_empty(const loyalty_jw_t *w);
 

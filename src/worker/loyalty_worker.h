@@ -37,6 +37,7 @@
 
 #include "loyalty_core.h"
 #include "loyalty_envelope.h"
+#include "loyalty_jw.h"
 #include "loyalty_sig.h"
 
 
@@ -260,7 +261,6 @@ int loyalty_log_init(struct event_base *base);
 void loyalty_log_close(void);
 uint64_t loyalty_now_ms(void);
 uint64_t loyalty_now_us(void);
-size_t loyalty_json_escape(char *dst, const u_char *src, size_t len);
 
 
 /* conf */

@@ -35,6 +35,7 @@
 static const char  *loyalty_cli_parked = "dlq";
 
 
+static int loyalty_cli_reply(redisContext *c, redisReply *r, int type);
 static int loyalty_cli_stats(redisContext *c, loyalty_conf_t *conf,
     int json);
 static int loyalty_cli_list(redisContext *c, const char *store,
@@ -231,6 +232,30 @@ loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
 }
 
 
+/*
+ * 1 when r is a reply of the expected type; otherwise the Redis error,
+ * the connection's error or "unexpected reply" is printed, r freed, 0.
+ */
+
+static int
+loyalty_cli_reply(redisContext *c, redisReply *r, int type)
+{
+    if (r != NULL && r->type == type) {
+        return 1;
+    }
+
+    fprintf(stderr, "loyalty-worker: redis: %s\n",
+            r == NULL ? c->errstr
+            : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+
+    return 0;
+}
+
+
 static int
 loyalty_cli_usage(void)
 {
@@ -326,13 +351,7 @@ loyalty_cli_int(redisContext *c, const char *fmt, const char *key)
 
     r = redisCommand(c, fmt, key);
 
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        fprintf(stderr, "loyalty-worker: redis: %s\n",
-                r == NULL ? c->errstr
-                : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        if (r != NULL) {
-            freeReplyObject(r);
-        }
+    if (!loyalty_cli_reply(c, r, REDIS_REPLY_INTEGER)) {
         return -1;
     }
 
@@ -357,13 +376,7 @@ loyalty_cli_list(redisContext *c, const char *store, long count)
              loyalty_cli_parked);
 
     r = redisCommand(c, "XRANGE %s - + COUNT %ld", key, count);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "loyalty-worker: redis: %s\n",
-                r == NULL ? c->errstr
-                : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        if (r != NULL) {
-            freeReplyObject(r);
-        }
+    if (!loyalty_cli_reply(c, r, REDIS_REPLY_ARRAY)) {
         return 1;
     }
 
@@ -427,13 +440,7 @@ loyalty_cli_show(redisContext *c, const char *store, const char *id)
              loyalty_cli_parked);
 
     r = redisCommand(c, "XRANGE %s %s %s", key, id, id);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "loyalty-worker: redis: %s\n",
-                r == NULL ? c->errstr
-                : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        if (r != NULL) {
-            freeReplyObject(r);
-        }
+    if (!loyalty_cli_reply(c, r, REDIS_REPLY_ARRAY)) {
         return 1;
     }
 
@@ -473,7 +480,7 @@ loyalty_cli_json_str(const char *s, size_t len)
     }
 
     buf[0] = '"';
-    len = 1 + loyalty_json_escape(buf + 1, (const u_char *) s, len);
+    len = 1 + loyalty_jw_escape((u_char *) buf + 1, (const u_char *) s, len);
     buf[len++] = '"';
     fwrite(buf, 1, len, stdout);
     free(buf);
@@ -538,12 +545,7 @@ loyalty_cli_replay(redisContext *c, const char *store, const char *id)
     for ( ;; ) {
         r = redisCommand(c, "XRANGE %s %s + COUNT 100", dlq, from);
 
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-            fprintf(stderr, "loyalty-worker: redis: %s\n",
-                    r == NULL ? c->errstr : "unexpected reply");
-            if (r != NULL) {
-                freeReplyObject(r);
-            }
+        if (!loyalty_cli_reply(c, r, REDIS_REPLY_ARRAY)) {
             return 1;
         }
 
@@ -585,13 +587,7 @@ loyalty_cli_purge(redisContext *c, const char *store, const char *id)
         r = redisCommand(c, "XDEL %s %s", dlq, id);
     }
 
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        fprintf(stderr, "loyalty-worker: redis: %s\n",
-                r == NULL ? c->errstr
-                : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        if (r != NULL) {
-            freeReplyObject(r);
-        }
+    if (!loyalty_cli_reply(c, r, REDIS_REPLY_INTEGER)) {
         return 1;
     }
 

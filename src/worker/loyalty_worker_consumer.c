@@ -101,6 +101,8 @@ static void loyalty_consumer_disconnected(const redisAsyncContext *ac,
 static void loyalty_consumer_reconnect_handler(evutil_socket_t fd,
     short what, void *arg);
 static void loyalty_consumer_groups(loyalty_consumer_t *cs);
+static int loyalty_consumer_reply(loyalty_consumer_t *cs,
+    redisReply *reply);
 static void loyalty_consumer_group_done(redisAsyncContext *ac, void *r,
     void *privdata);
 static void loyalty_consumer_read(loyalty_consumer_t *cs);
@@ -635,6 +637,31 @@ loyalty_consumer_groups(loyalty_consumer_t *cs)
 }
 
 
+/*
+ * The common start of a reply callback on the cmd connection: NULL (the
+ * connection went away: outstanding was reset with it) or a stop in
+ * progress (a claimed entry stays in our PEL, a taken retry stays leased;
+ * either goes to another worker later) end the callback.
+ */
+
+static int
+loyalty_consumer_reply(loyalty_consumer_t *cs, redisReply *reply)
+{
+    if (reply == NULL) {
+        return 0;
+    }
+
+    cs->outstanding--;
+
+    if (cs->cycle->stopping) {
+        loyalty_consumer_close(cs->cycle);
+        return 0;
+    }
+
+    return 1;
+}
+
+
 static void
 loyalty_consumer_group_done(redisAsyncContext *ac, void *r, void *privdata)
 {
@@ -648,14 +675,7 @@ loyalty_consumer_group_done(redisAsyncContext *ac, void *r, void *privdata)
     reply = r;
     i = (unsigned) (uintptr_t) privdata;
 
-    if (reply == NULL) {
-        return;
-    }
-
-    cs->outstanding--;
-
-    if (cs->cycle->stopping) {
-        loyalty_consumer_close(cs->cycle);
+    if (!loyalty_consumer_reply(cs, reply)) {
         return;
     }
 
@@ -935,16 +955,7 @@ loyalty_consumer_claim_done(redisAsyncContext *ac, void *r, void *privdata)
     reply = r;
     s = (unsigned) (uintptr_t) privdata;
 
-    if (reply == NULL) {
-        return;
-    }
-
-    cs->outstanding--;
-
-    /* stopping: a claimed entry stays in our PEL, a taken retry stays
-     * leased; either goes to another worker later */
-    if (cs->cycle->stopping) {
-        loyalty_consumer_close(cs->cycle);
+    if (!loyalty_consumer_reply(cs, reply)) {
         return;
     }
 
@@ -1071,16 +1082,7 @@ loyalty_consumer_retry_done(redisAsyncContext *ac, void *r, void *privdata)
     reply = r;
     s = (unsigned) (uintptr_t) privdata;
 
-    if (reply == NULL) {
-        return;
-    }
-
-    cs->outstanding--;
-
-    /* stopping: a claimed entry stays in our PEL, a taken retry stays
-     * leased; either goes to another worker later */
-    if (cs->cycle->stopping) {
-        loyalty_consumer_close(cs->cycle);
+    if (!loyalty_consumer_reply(cs, reply)) {
         return;
     }
 

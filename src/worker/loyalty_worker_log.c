@@ -115,51 +115,6 @@ loyalty_now_us(void)
 }
 
 
-/* dst holds at least 6 * len bytes; returns the bytes written */
-
-size_t
-loyalty_json_escape(char *dst, const u_char *src, size_t len)
-{
-    char            *p;
-    size_t           i;
-    u_char           ch;
-    static const char  hex[] = "0123456789abcdef";
-
-    p = dst;
-
-    for (i = 0; i < len; i++) {
-        ch = src[i];
-
-        switch (ch) {
-        case '"':
-            *p++ = '\\'; *p++ = '"';
-            break;
-        case '\\':
-            *p++ = '\\'; *p++ = '\\';
-            break;
-        case '\n':
-            *p++ = '\\'; *p++ = 'n';
-            break;
-        case '\r':
-            *p++ = '\\'; *p++ = 'r';
-            break;
-        case '\t':
-            *p++ = '\\'; *p++ = 't';
-            break;
-        default:
-            if (ch < 0x20 || ch == 0x7f) {
-                *p++ = '\\'; *p++ = 'u'; *p++ = '0'; *p++ = '0';
-                *p++ = hex[ch >> 4]; *p++ = hex[ch & 0xf];
-            } else {
-                *p++ = (char) ch;
-            }
-        }
-    }
-
-    return p - dst;
-}
-
-
 static size_t
 loyalty_log_field(char *p, const char *name, const u_char *v, size_t len)
 {
@@ -170,7 +125,7 @@ loyalty_log_field(char *p, const char *name, const u_char *v, size_t len)
     }
 
     n = sprintf(p, ",\"%s\":\"", name);
-    n += loyalty_json_escape(p + n, v, len);
+    n += loyalty_jw_escape((u_char *) p + n, v, len);
     p[n++] = '"';
 
     return n;
@@ -204,7 +159,7 @@ loyalty_log_write(int level, const loyalty_job_t *job, const char *dest,
     p += strftime(p, 32, "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
     p += sprintf(p, ".%03dZ\",\"level\":\"%s\",\"msg\":\"",
                  (int) (tv.tv_usec / 1000), loyalty_log_levels[level]);
-    p += loyalty_json_escape(p, (u_char *) msg, n);
+    p += loyalty_jw_escape((u_char *) p, (u_char *) msg, n);
     *p++ = '"';
 
     if (job != NULL) {

@@ -108,6 +108,7 @@ static const char  loyalty_sf_commit_script[] =
 
 
 static void loyalty_sf_item_free(loyalty_sf_item_t *it);
+static void loyalty_sf_call_unlink(loyalty_sf_call_t *c);
 static int loyalty_sf_delta_prepare(loyalty_sf_item_t *it);
 static void loyalty_sf_check(loyalty_sf_call_t *c);
 static void loyalty_sf_checked(void *r, void *data);
@@ -910,6 +911,29 @@ loyalty_sf_done(loyalty_http_req_t *r, const loyalty_http_res_t *res)
 }
 
 
+/* out of the destination's list of calls in flight */
+
+static void
+loyalty_sf_call_unlink(loyalty_sf_call_t *c)
+{
+    loyalty_sf_t  *sf;
+
+    sf = c->sf;
+
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        sf->calls = c->next;
+    }
+
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+
+    sf->ncalls--;
+}
+
+
 /* every record of the call gets its outcome; then the next call */
 
 static void
@@ -928,17 +952,7 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
     sf = c->sf;
     dest = sf->dest;
 
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        sf->calls = c->next;
-    }
-
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
-
-    sf->ncalls--;
+    loyalty_sf_call_unlink(c);
 
     for (i = 0; i < c->n; i++) {
         it = c->items[i];
@@ -1306,17 +1320,7 @@ loyalty_sf_checked_all(loyalty_sf_call_t *c)
     c->n = n;
 
     if (n == 0) {
-        if (c->prev != NULL) {
-            c->prev->next = c->next;
-        } else {
-            sf->calls = c->next;
-        }
-
-        if (c->next != NULL) {
-            c->next->prev = c->prev;
-        }
-
-        sf->ncalls--;
+        loyalty_sf_call_unlink(c);
         loyalty_sf_call_free(c);
         loyalty_sf_schedule(sf);
         return;

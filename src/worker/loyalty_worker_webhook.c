@@ -167,7 +167,7 @@ loyalty_webhook_field(char *p, const char *name, const loyalty_str_t *v)
     }
 
     p += sprintf(p, ",\"%s\":\"", name);
-    p += loyalty_json_escape(p, v->data, v->len);
+    p += loyalty_jw_escape((u_char *) p, v->data, v->len);
     *p++ = '"';
 
     return p;
