@@ -43,6 +43,7 @@
 
 #define LOYALTY_WORKER_VERSION  "0.1.0"
 #define LOYALTY_WORKER_GROUP    "workers"
+#define LOYALTY_FLOWS_MAX       1024
 
 
 /* configuration, as libcyaml loads it (see the schema in _conf.c) */
@@ -126,6 +127,8 @@ typedef struct {
 
 
 typedef struct {
+    char                 *name;                /* optional: the delivery's
+                                                  id in _done */
     char                **stores;
     unsigned              stores_count;
     char                **from;
@@ -142,6 +145,9 @@ typedef struct {
     unsigned              fields_count;
 
     loyalty_dest_conf_t  *dest;                /* resolved from "to" */
+    unsigned              slot;                /* its bit in job->done */
+    char                  id[200];             /* name, "to" or
+                                                  "to:object" */
     void                 *map;                 /* loyalty_sf_map_field_t */
     char                **map_from;            /* "$occurred" -> "$.o.." */
 } loyalty_flow_conf_t;
@@ -205,7 +211,8 @@ struct loyalty_job_s {
     uint64_t              retry_after_ms;   /* largest Retry-After */
     const char           *fail_dest;
     char                  error[160];
-    uint8_t               done[32];         /* destinations delivered */
+    uint8_t               done[LOYALTY_FLOWS_MAX / 8];  /* flow slots
+                                               delivered (flow->slot) */
 };
 
 
@@ -278,7 +285,7 @@ int loyalty_conf_redis_argv(loyalty_conf_t *conf, int which,
 int loyalty_consumer_init(loyalty_cycle_t *cycle);
 void loyalty_consumer_stop(loyalty_cycle_t *cycle);
 int loyalty_consumer_idle(loyalty_cycle_t *cycle);
-void loyalty_consumer_done(loyalty_job_t *job, loyalty_dest_conf_t *dest,
+void loyalty_consumer_done(loyalty_job_t *job, loyalty_flow_conf_t *flow,
     const loyalty_outcome_t *o);
 void loyalty_consumer_close(loyalty_cycle_t *cycle);
 void loyalty_consumer_cleanup(loyalty_cycle_t *cycle);
@@ -363,7 +370,7 @@ int loyalty_http_start_head(loyalty_dest_conf_t *dest);
 
 /* destination drivers */
 
-void loyalty_webhook_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest);
+void loyalty_webhook_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow);
 
 int loyalty_sf_init(loyalty_cycle_t *cycle);
 void loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow);

@@ -56,7 +56,7 @@ static int loyalty_cli_usage(void);
 /*
  * Replay: the envelope goes back to loyalty:{S}:in as a fresh entry
  * (without the dead letter's own fields) and leaves the dlq, atomically.
- * dlq_done (the destinations already served) becomes the entry's _done,
+ * dlq_done (the flows already served) becomes the entry's _done,
  * which the worker honours: only the others get it again.
  * KEYS: dlq, in; ARGV: dlq entry id.  Returns the new entry id.
  */

@@ -54,6 +54,8 @@ static int loyalty_conf_metrics(loyalty_conf_t *conf, char *err, size_t len);
 static int loyalty_conf_redis_password(loyalty_conf_t *conf, char *err,
     size_t len);
 static int loyalty_conf_has(char **list, unsigned n, const char *s);
+static int loyalty_conf_flow_ids(loyalty_conf_t *conf, char *err,
+    size_t len);
 
 
 static const cyaml_schema_value_t  loyalty_conf_string = {
@@ -151,6 +153,8 @@ static const cyaml_schema_value_t  loyalty_conf_field = {
 
 
 static const cyaml_schema_field_t  loyalty_conf_flow_fields[] = {
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_flow_conf_t, name, 1, 64),
     CYAML_FIELD_SEQUENCE("stores", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          loyalty_flow_conf_t, stores, &loyalty_conf_string,
                          1, CYAML_UNLIMITED),
@@ -193,7 +197,7 @@ static const cyaml_schema_field_t  loyalty_conf_fields[] = {
                          1, 256),
     CYAML_FIELD_SEQUENCE("flows", CYAML_FLAG_POINTER,
                          loyalty_conf_t, flows, &loyalty_conf_flow,
-                         1, 1024),
+                         1, LOYALTY_FLOWS_MAX),
     CYAML_FIELD_UINT("claim_timeout_ms", CYAML_FLAG_OPTIONAL,
                      loyalty_conf_t, claim_timeout_ms),
     CYAML_FIELD_UINT("claim_interval_ms", CYAML_FLAG_OPTIONAL,
@@ -558,18 +562,6 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
         }
 
         if (f->dest->kind == LOYALTY_DEST_SALESFORCE) {
-            /* deliveries are recorded per destination: two flows to one
-             * would share one "done" mark */
-            for (j = 0; j < i; j++) {
-                if (conf->flows[j].dest == f->dest) {
-                    snprintf(err, len, "flows[%u]: destination \"%s\" "
-                             "already has a flow (flows[%u]); give each "
-                             "salesforce flow its own destination", i,
-                             f->to, j);
-                    return LOYALTY_ERROR;
-                }
-            }
-
             if (loyalty_sf_conf_flow(f, i, err, len) != LOYALTY_OK) {
                 return LOYALTY_ERROR;
             }
@@ -611,6 +603,96 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
                          "in on (see docs/envelope.md)", i, f->on[k]);
                 return LOYALTY_ERROR;
             }
+        }
+    }
+
+    return loyalty_conf_flow_ids(conf, err, len);
+}
+
+
+/*
+ * Deliveries are recorded per flow (a retry skips the flows that
+ * succeeded): each flow gets an id, kept in the retry's _done, so it
+ * must stay the same across restarts and edits of other flows.  The id
+ * is the flow's name, else its destination's name when it is the only
+ * flow there, else "to:object" for salesforce.  Webhook flows to one
+ * destination send the same request, so unnamed ones share one id and
+ * one delivery.  Two flows with one id are refused otherwise.
+ */
+
+static int
+loyalty_conf_flow_ids(loyalty_conf_t *conf, char *err, size_t len)
+{
+    unsigned              i, j, n, slots;
+    const char           *p;
+    loyalty_flow_conf_t  *f, *g;
+
+    slots = 0;
+
+    for (i = 0; i < conf->flows_count; i++) {
+        f = &conf->flows[i];
+
+        if (f->name != NULL) {
+            for (p = f->name; *p; p++) {
+                if (!isalnum((u_char) *p) && strchr("_.:-", *p) == NULL) {
+                    snprintf(err, len, "flows[%u]: name \"%s\" may hold "
+                             "letters, digits and _ . : - only", i,
+                             f->name);
+                    return LOYALTY_ERROR;
+                }
+            }
+
+            for (j = 0; j < conf->destinations_count; j++) {
+                if (strcmp(conf->destinations[j].name, f->name) == 0
+                    && &conf->destinations[j] != f->dest)
+                {
+                    snprintf(err, len, "flows[%u]: name \"%s\" is another "
+                             "destination's name", i, f->name);
+                    return LOYALTY_ERROR;
+                }
+            }
+
+            snprintf(f->id, sizeof(f->id), "%s", f->name);
+            continue;
+        }
+
+        for (j = 0, n = 0; j < conf->flows_count; j++) {
+            n += (conf->flows[j].dest == f->dest);
+        }
+
+        if (n > 1 && f->dest->kind == LOYALTY_DEST_SALESFORCE) {
+            snprintf(f->id, sizeof(f->id), "%s:%s", f->to, f->object);
+        } else {
+            snprintf(f->id, sizeof(f->id), "%s", f->to);
+        }
+    }
+
+    for (i = 0; i < conf->flows_count; i++) {
+        f = &conf->flows[i];
+        f->slot = slots;
+
+        for (j = 0; j < i; j++) {
+            g = &conf->flows[j];
+
+            if (strcmp(f->id, g->id) != 0) {
+                continue;
+            }
+
+            if (f->dest == g->dest && f->dest->kind == LOYALTY_DEST_WEBHOOK
+                && f->name == NULL && g->name == NULL)
+            {
+                f->slot = g->slot;
+                break;
+            }
+
+            snprintf(err, len, "flows[%u]: flows[%u] has the same id "
+                     "\"%s\"; give one of them a distinct name", i, j,
+                     f->id);
+            return LOYALTY_ERROR;
+        }
+
+        if (f->slot == slots) {
+            slots++;
         }
     }
 

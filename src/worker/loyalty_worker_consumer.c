@@ -15,7 +15,7 @@
  *
  * A failed delivery leaves the stream: one script acks the entry and
  * copies it to the hash loyalty:{S}:retry:<entry id> (fields, _attempts,
- * _done: the destinations already served), with the due time as its
+ * _done: the flows already served), with the due time as its
  * score in the sorted set loyalty:{S}:retry.  Another timer takes due
  * retries with a script that re-scores them to now + claim_timeout_ms
  * (a lease) instead of removing them: a worker that dies holding one
@@ -1508,16 +1508,21 @@ loyalty_consumer_own_field(redisReply *f, int retry)
 }
 
 
-/* "_done": the names of the destinations already served, space separated */
+/*
+ * "_done": the ids of the flows already served, space separated.  A
+ * destination's name (what older workers wrote) stands for all its
+ * flows.
+ */
 
 static void
 loyalty_consumer_done_parse(loyalty_consumer_t *cs, loyalty_job_t *job,
     const char *list)
 {
     size_t                len;
-    unsigned              i;
+    unsigned              i, hit;
     const char           *p, *e;
     loyalty_conf_t       *conf;
+    loyalty_flow_conf_t  *f;
 
     conf = cs->cycle->conf;
 
@@ -1529,12 +1534,22 @@ loyalty_consumer_done_parse(loyalty_consumer_t *cs, loyalty_job_t *job,
         for (e = p; *e != '\0' && *e != ' '; e++) { /* void */ }
 
         len = (size_t) (e - p);
+        hit = 0;
 
-        for (i = 0; len && i < conf->destinations_count; i++) {
-            if (strlen(conf->destinations[i].name) == len
-                && memcmp(conf->destinations[i].name, p, len) == 0)
-            {
-                job->done[i / 8] |= (uint8_t) (1 << (i % 8));
+        for (i = 0; len && i < conf->flows_count; i++) {
+            f = &conf->flows[i];
+
+            if (strlen(f->id) == len && memcmp(f->id, p, len) == 0) {
+                job->done[f->slot / 8] |= (uint8_t) (1 << (f->slot % 8));
+                hit = 1;
+            }
+        }
+
+        for (i = 0; len && !hit && i < conf->flows_count; i++) {
+            f = &conf->flows[i];
+
+            if (strlen(f->to) == len && memcmp(f->to, p, len) == 0) {
+                job->done[f->slot / 8] |= (uint8_t) (1 << (f->slot % 8));
             }
         }
     }
@@ -1542,14 +1557,9 @@ loyalty_consumer_done_parse(loyalty_consumer_t *cs, loyalty_job_t *job,
 
 
 static int
-loyalty_consumer_is_done(loyalty_consumer_t *cs, loyalty_job_t *job,
-    loyalty_dest_conf_t *dest)
+loyalty_consumer_is_done(loyalty_job_t *job, unsigned slot)
 {
-    unsigned  i;
-
-    i = (unsigned) (dest - cs->cycle->conf->destinations);
-
-    return (job->done[i / 8] >> (i % 8)) & 1;
+    return (job->done[slot / 8] >> (slot % 8)) & 1;
 }
 
 
@@ -1562,8 +1572,10 @@ loyalty_consumer_route(loyalty_consumer_t *cs, loyalty_job_t *job, int submit)
     unsigned              i;
     loyalty_str_t         store;
     loyalty_flow_conf_t  *f;
+    uint8_t               taken[LOYALTY_FLOWS_MAX / 8];
 
     n = 0;
+    memset(taken, 0, sizeof(taken));
     store.data = (u_char *) cs->cycle->conf->stores[job->store];
     store.len = strlen((char *) store.data);
 
@@ -1576,15 +1588,18 @@ loyalty_consumer_route(loyalty_consumer_t *cs, loyalty_job_t *job, int submit)
     for (i = 0; i < cs->cycle->conf->flows_count; i++) {
         f = &cs->cycle->conf->flows[i];
 
-        /* a retry goes only to the destinations that failed */
+        /* a retry goes only to the flows that failed */
         if (!loyalty_list_has(f->stores, f->stores_count, &store)
             || !loyalty_list_has(f->from, f->from_count, &job->ev.src)
             || !loyalty_list_has(f->on, f->on_count, &job->ev.type)
-            || loyalty_consumer_is_done(cs, job, f->dest))
+            || loyalty_consumer_is_done(job, f->slot)
+            || ((taken[f->slot / 8] >> (f->slot % 8)) & 1))
         {
             continue;
         }
 
+        /* unnamed webhook flows to one destination: one delivery */
+        taken[f->slot / 8] |= (uint8_t) (1 << (f->slot % 8));
         n++;
 
         if (submit) {
@@ -1637,20 +1652,20 @@ loyalty_list_has(char **list, unsigned n, const loyalty_str_t *s)
 /* one delivery of the job finished (o == NULL: no delivery, no failure) */
 
 void
-loyalty_consumer_done(loyalty_job_t *job, loyalty_dest_conf_t *dest,
+loyalty_consumer_done(loyalty_job_t *job, loyalty_flow_conf_t *flow,
     const loyalty_outcome_t *o)
 {
-    unsigned             i;
-    loyalty_consumer_t  *cs;
+    loyalty_consumer_t   *cs;
+    loyalty_dest_conf_t  *dest;
 
     cs = &loyalty_consumer;
+    dest = flow ? flow->dest : NULL;
 
     if (o == NULL) {
         /* void */
 
     } else if (o->ok) {
-        i = (unsigned) (dest - cs->cycle->conf->destinations);
-        job->done[i / 8] |= (uint8_t) (1 << (i % 8));
+        job->done[flow->slot / 8] |= (uint8_t) (1 << (flow->slot % 8));
 
     } else if (o->abandoned) {
         job->abandoned = 1;
@@ -1691,16 +1706,18 @@ loyalty_consumer_done(loyalty_job_t *job, loyalty_dest_conf_t *dest,
 static void
 loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
 {
-    size_t               len;
-    unsigned             i, made;
-    uint64_t             delay, ceil;
-    loyalty_conf_t      *conf;
-    loyalty_store_t     *st;
-    const char          *args[12];
-    char                *done, *hash, *p;
-    char                 a[16], d[24], st_buf[16], at[24];
+    size_t                len;
+    unsigned              i, made, slots;
+    uint64_t              delay, ceil;
+    loyalty_conf_t       *conf;
+    loyalty_store_t      *st;
+    loyalty_flow_conf_t  *f;
+    const char           *args[12];
+    char                 *done, *hash, *p;
+    char                  a[16], d[24], st_buf[16], at[24];
 
     conf = cs->cycle->conf;
+    slots = 0;
     st = &cs->stores[job->store];
 
     if (job->abandoned) {
@@ -1721,8 +1738,8 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
     hash = malloc(len);
 
     len = 1;
-    for (i = 0; i < conf->destinations_count; i++) {
-        len += strlen(conf->destinations[i].name) + 1;
+    for (i = 0; i < conf->flows_count; i++) {
+        len += strlen(conf->flows[i].id) + 1;
     }
 
     done = malloc(len);
@@ -1760,14 +1777,23 @@ loyalty_consumer_finish(loyalty_consumer_t *cs, loyalty_job_t *job)
 
     made = job->attempts + 1;
 
-    /* the destinations already served: a retry or a replay skips them */
+    /* the flows already served: a retry or a replay skips them */
     p = done;
     *p = '\0';
 
-    for (i = 0; i < conf->destinations_count; i++) {
-        if ((job->done[i / 8] >> (i % 8)) & 1) {
-            p += sprintf(p, "%s%s", p == done ? "" : " ",
-                         conf->destinations[i].name);
+    for (i = 0; i < conf->flows_count; i++) {
+        f = &conf->flows[i];
+
+        /* a shared slot is written once, by its first flow (slots are
+         * numbered in flow order) */
+        if (f->slot < slots) {
+            continue;
+        }
+
+        slots = f->slot + 1;
+
+        if (loyalty_consumer_is_done(job, f->slot)) {
+            p += sprintf(p, "%s%s", p == done ? "" : " ", f->id);
         }
     }
 

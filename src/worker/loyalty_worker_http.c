@@ -305,7 +305,7 @@ loyalty_http_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
         return;
     }
 
-    loyalty_webhook_submit(job, flow->dest);
+    loyalty_webhook_submit(job, flow);
 }
 
 

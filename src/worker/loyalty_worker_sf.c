@@ -128,7 +128,7 @@ static void loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
     const loyalty_sf_result_t *results, const char *why, long status,
     uint64_t us);
 static void loyalty_sf_call_free(loyalty_sf_call_t *c);
-static void loyalty_sf_fail(loyalty_job_t *job, loyalty_dest_conf_t *dest,
+static void loyalty_sf_fail(loyalty_job_t *job, loyalty_flow_conf_t *flow,
     int permanent, const char *error);
 static int loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
     const loyalty_alloc_t *a);
@@ -229,7 +229,7 @@ loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
 
     it = calloc(1, sizeof(loyalty_sf_item_t));
     if (it == NULL) {
-        loyalty_sf_fail(job, dest, 0, "out of memory");
+        loyalty_sf_fail(job, flow, 0, "out of memory");
         return;
     }
 
@@ -245,7 +245,7 @@ loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
         || data->type != LOYALTY_JSON_OBJECT)
     {
         loyalty_sf_item_free(it);
-        loyalty_sf_fail(job, dest, 1, "salesforce: data is not a JSON "
+        loyalty_sf_fail(job, flow, 1, "salesforce: data is not a JSON "
                         "object");
         return;
     }
@@ -257,7 +257,7 @@ loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
                  "for %s.%s", flow->key, flow->object, flow->external_id);
         loyalty_log(LOYALTY_LOG_WARN, job, dest->name, -1, -1, "%s", error);
         loyalty_sf_item_free(it);
-        loyalty_sf_fail(job, dest, 1, error);
+        loyalty_sf_fail(job, flow, 1, error);
         return;
     }
 
@@ -269,7 +269,7 @@ loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
         || loyalty_sf_envelope(job, data, &it->pool.alloc) != LOYALTY_OK)
     {
         loyalty_sf_item_free(it);
-        loyalty_sf_fail(job, dest, 0, "out of memory");
+        loyalty_sf_fail(job, flow, 0, "out of memory");
         return;
     }
 
@@ -294,12 +294,12 @@ loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
         }
 
         loyalty_sf_item_free(it);
-        loyalty_sf_fail(job, dest, 1, error);
+        loyalty_sf_fail(job, flow, 1, error);
         return;
 
     default:
         loyalty_sf_item_free(it);
-        loyalty_sf_fail(job, dest, 0, "out of memory");
+        loyalty_sf_fail(job, flow, 0, "out of memory");
         return;
     }
 
@@ -313,7 +313,7 @@ loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
 
     if (loyalty_sf_delta_prepare(it) != LOYALTY_OK) {
         loyalty_sf_item_free(it);
-        loyalty_sf_fail(job, dest, 0, "out of memory");
+        loyalty_sf_fail(job, flow, 0, "out of memory");
         return;
     }
 
@@ -333,7 +333,7 @@ loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
 
 
 static void
-loyalty_sf_fail(loyalty_job_t *job, loyalty_dest_conf_t *dest,
+loyalty_sf_fail(loyalty_job_t *job, loyalty_flow_conf_t *flow,
     int permanent, const char *error)
 {
     loyalty_outcome_t  o;
@@ -342,9 +342,10 @@ loyalty_sf_fail(loyalty_job_t *job, loyalty_dest_conf_t *dest,
     o.permanent = permanent;
     o.error = error;
 
-    loyalty_metrics_delivery(dest, permanent ? LOYALTY_DELIVERY_PERMANENT
-                                   : LOYALTY_DELIVERY_TRANSIENT, 0);
-    loyalty_consumer_done(job, dest, &o);
+    loyalty_metrics_delivery(flow->dest, permanent
+                                         ? LOYALTY_DELIVERY_PERMANENT
+                                         : LOYALTY_DELIVERY_TRANSIENT, 0);
+    loyalty_consumer_done(job, flow, &o);
 }
 
 
@@ -967,7 +968,7 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
             o.abandoned = 1;
             o.error = NULL;
             loyalty_sf_commit(it, 0);
-            loyalty_consumer_done(it->job, dest, &o);
+            loyalty_consumer_done(it->job, it->flow, &o);
             loyalty_sf_item_free(it);
             continue;
         }
@@ -1031,7 +1032,7 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
 
         /* a failure leaves the state as it was: a retry sends again */
         loyalty_sf_commit(it, cls == LOYALTY_SF_SUCCESS);
-        loyalty_consumer_done(it->job, dest, &o);
+        loyalty_consumer_done(it->job, it->flow, &o);
         loyalty_sf_item_free(it);
     }
 
@@ -1313,7 +1314,7 @@ loyalty_sf_checked_all(loyalty_sf_call_t *c)
             break;
         }
 
-        loyalty_consumer_done(it->job, dest, &o);
+        loyalty_consumer_done(it->job, it->flow, &o);
         loyalty_sf_item_free(it);
     }
 
@@ -1461,7 +1462,7 @@ loyalty_sf_cancel(loyalty_cycle_t *cycle)
 
         for ( /* void */ ; it != NULL; it = next) {
             next = it->next;
-            loyalty_consumer_done(it->job, sf->dest, &o);
+            loyalty_consumer_done(it->job, it->flow, &o);
             loyalty_sf_item_free(it);
         }
 

@@ -23,6 +23,7 @@
 typedef struct {
     loyalty_http_req_t    req;             /* first: the handler's r */
     loyalty_job_t        *job;
+    loyalty_flow_conf_t  *flow;
     char                 *body_buf;
 } loyalty_webhook_t;
 
@@ -36,10 +37,13 @@ static int loyalty_webhook_sign(loyalty_webhook_t *d);
 
 
 void
-loyalty_webhook_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest)
+loyalty_webhook_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
 {
-    loyalty_outcome_t   o;
-    loyalty_webhook_t  *d;
+    loyalty_outcome_t     o;
+    loyalty_webhook_t    *d;
+    loyalty_dest_conf_t  *dest;
+
+    dest = flow->dest;
 
     d = calloc(1, sizeof(loyalty_webhook_t));
     if (d == NULL) {
@@ -47,11 +51,12 @@ loyalty_webhook_submit(loyalty_job_t *job, loyalty_dest_conf_t *dest)
                     "out of memory");
         memset(&o, 0, sizeof(o));
         o.error = "out of memory";
-        loyalty_consumer_done(job, dest, &o);
+        loyalty_consumer_done(job, flow, &o);
         return;
     }
 
     d->job = job;
+    d->flow = flow;
     d->req.dest = dest;
     d->req.prepare = loyalty_webhook_prepare;
     d->req.handler = loyalty_webhook_done;
@@ -154,7 +159,7 @@ loyalty_webhook_done(loyalty_http_req_t *r, const loyalty_http_res_t *res)
     curl_slist_free_all(r->headers);
     free(d->body_buf);
 
-    loyalty_consumer_done(d->job, dest, &o);
+    loyalty_consumer_done(d->job, d->flow, &o);
     free(d);
 }
 

@@ -180,13 +180,28 @@ bad_flow('unknown envelope value', 'from: $occurred', 'from: $when',
 bad_flow('bad path', 'from: customer.email', 'from: customer..email',
          qr/from "customer..email" is not a path/);
 
-push @bad, [ 'two flows to one salesforce destination',
-             config(dests => $dest{cc}, flows => $contact
-                    . "  - to: sfcc\n    object: Lead\n"
-                    . "    external_id: ExtId__c\n    key: ext_id\n"
-                    . "    fields:\n      - { field: Email, from: e, "
-                    . "type: email }\n"),
-             qr/flows\[1\]: destination "sfcc" already has a flow/ ];
+# several flows may share a salesforce destination; each delivery is
+# recorded under the flow's id, so two with one id are refused
+my $lead = "  - to: sfcc\n    object: Lead\n"
+    . "    external_id: ExtId__c\n    key: ext_id\n"
+    . "    fields:\n      - { field: Email, from: e, type: email }\n";
+($rc, $out) = check(config(dests => $dest{cc}, flows => $contact . $lead));
+is($rc, 0, 'two flows to one salesforce destination pass -t') or diag $out;
+(my $lead2 = $lead) =~ s/Lead/Contact/;
+push @bad, [ 'two flows with one id',
+             config(dests => $dest{cc}, flows => $contact . $lead2),
+             qr/flows\[1\]: flows\[0\] has the same id "sfcc:Contact"; give one of them a distinct name/ ];
+(my $points = $lead2) =~ s/^  - to:/  - name: contact-points\n    to:/;
+($rc, $out) = check(config(dests => $dest{cc}, flows => $contact . $points));
+is($rc, 0, '... unless one has a name') or diag $out;
+(my $named = $contact) =~ s/^  - to: sfcc/  - name: sfjwt\n    to: sfcc/m;
+push @bad, [ 'a flow named like another destination',
+             config(flows => $named . $events),
+             qr/flows\[0\]: name "sfjwt" is another destination's name/ ];
+(my $spaced = $contact) =~ s/^  - to: sfcc/  - name: "a b"\n    to: sfcc/m;
+push @bad, [ 'a flow name with a space',
+             config(flows => $spaced . $events),
+             qr/flows\[0\]: name "a b" may hold letters, digits and _ \. : - only/ ];
 push @bad, [ 'salesforce keys on a webhook flow',
              "redis: 127.0.0.1:6379\nstores: [eu]\ndestinations:\n"
              . "  - name: h\n    type: webhook\n    url: http://x/\n"
