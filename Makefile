@@ -53,7 +53,7 @@ WORKER_CFLAGS := -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc/core \
 WORKER_LIBS := -lhiredis -levent -lcurl -lcyaml -lcrypto -lxml2
 
 .PHONY: all module worker module-asan unit deps test test-asan demo bench \
-    bench-edge clean bench-core fuzz sandbox bench-worker
+    bench-edge clean bench-core fuzz sandbox bench-worker bench-salesforce
 
 all: module worker
 
@@ -168,7 +168,7 @@ SANDBOX_LISTEN ?= 127.0.0.1:8090
 sandbox: deps
 	node src/sandbox/loyalty-sandbox.js --listen $(SANDBOX_LISTEN)
 
-bench: bench-edge bench-core bench-worker
+bench: bench-edge bench-core bench-worker bench-salesforce
 
 bench-edge: deps
 	$(MAKE) all
@@ -178,6 +178,11 @@ bench-edge: deps
 bench-worker: deps
 	$(MAKE) all
 	t/bench/worker
+
+# issue 5: records per Salesforce call, API calls per 10,000 events
+bench-salesforce: deps
+	$(MAKE) all
+	t/bench/salesforce
 
 clean:
 	rm -rf $(BUILD)

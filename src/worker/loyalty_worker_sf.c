@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <ctype.h>
 
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
@@ -117,8 +118,9 @@ static void loyalty_sf_commit(loyalty_sf_item_t *it, int ok);
 static void loyalty_sf_schedule(loyalty_sf_t *sf);
 static void loyalty_sf_window(evutil_socket_t fd, short what, void *arg);
 static void loyalty_sf_flush(loyalty_sf_t *sf);
-static int loyalty_sf_key_busy(loyalty_sf_t *sf, loyalty_sf_call_t *c,
-    const char *key);
+static unsigned loyalty_sf_key_hash(const char *key);
+static int loyalty_sf_key_busy(loyalty_sf_t *sf, const char *key);
+static void loyalty_sf_busy_add(loyalty_sf_t *sf, loyalty_sf_item_t *it);
 static void loyalty_sf_send(loyalty_sf_t *sf);
 static int loyalty_sf_build(loyalty_sf_call_t *c);
 static void loyalty_sf_done(loyalty_http_req_t *r,
@@ -352,6 +354,21 @@ loyalty_sf_fail(loyalty_job_t *job, loyalty_flow_conf_t *flow,
 static void
 loyalty_sf_item_free(loyalty_sf_item_t *it)
 {
+    loyalty_sf_t       *sf;
+    loyalty_sf_item_t **pp;
+
+    if (it->busy) {
+        sf = it->flow->dest->sf;
+        pp = &sf->busy[loyalty_sf_key_hash(it->key)
+                       & (LOYALTY_SF_BUSY_BUCKETS - 1)];
+
+        while (*pp != it) {
+            pp = &(*pp)->busy_next;
+        }
+
+        *pp = it->busy_next;
+    }
+
     loyalty_sf_pool_free(&it->pool);
     free(it);
 }
@@ -495,7 +512,7 @@ loyalty_sf_schedule(loyalty_sf_t *sf)
     uint64_t        now, age;
     struct timeval  tv;
 
-    if (sf->pending == 0 || loyalty_cycle.stopping
+    if (sf->pending == 0 || loyalty_cycle.stopping || sf->stalled
         || sf->ncalls >= sf->dest->concurrency)
     {
         return;
@@ -531,7 +548,9 @@ loyalty_sf_window(evutil_socket_t fd, short what, void *arg)
 
     sf = arg;
 
-    if (sf->pending > 0 && sf->ncalls < sf->dest->concurrency) {
+    if (sf->pending > 0 && !sf->stalled
+        && sf->ncalls < sf->dest->concurrency)
+    {
         loyalty_sf_flush(sf);
     }
 }
@@ -562,7 +581,7 @@ loyalty_sf_flush(loyalty_sf_t *sf)
 
         /* one object and external id field per call */
         if ((c->n > 0 && c->items[0]->flow != it->flow)
-            || loyalty_sf_key_busy(sf, c, it->key))
+            || loyalty_sf_key_busy(sf, it->key))
         {
             prev = it;
             continue;
@@ -580,11 +599,13 @@ loyalty_sf_flush(loyalty_sf_t *sf)
 
         it->next = NULL;
         c->items[c->n++] = it;
+        loyalty_sf_busy_add(sf, it);
         sf->pending--;
     }
 
     if (c->n == 0) {
         /* everything waits for a call in flight: its end flushes */
+        sf->stalled = 1;
         free(c);
         return;
     }
@@ -603,27 +624,49 @@ loyalty_sf_flush(loyalty_sf_t *sf)
 }
 
 
-static int
-loyalty_sf_key_busy(loyalty_sf_t *sf, loyalty_sf_call_t *c, const char *key)
-{
-    size_t              i;
-    loyalty_sf_call_t  *o;
+/* FNV-1a of the key, case folded: Salesforce external ids ignore case */
 
-    for (i = 0; i < c->n; i++) {
-        if (strcasecmp(c->items[i]->key, key) == 0) {
+static unsigned
+loyalty_sf_key_hash(const char *key)
+{
+    uint32_t  h;
+
+    for (h = 2166136261u; *key; key++) {
+        h = (h ^ (u_char) tolower((u_char) *key)) * 16777619u;
+    }
+
+    return h;
+}
+
+
+static int
+loyalty_sf_key_busy(loyalty_sf_t *sf, const char *key)
+{
+    loyalty_sf_item_t  *it;
+
+    for (it = sf->busy[loyalty_sf_key_hash(key)
+                       & (LOYALTY_SF_BUSY_BUCKETS - 1)];
+         it != NULL;
+         it = it->busy_next)
+    {
+        if (strcasecmp(it->key, key) == 0) {
             return 1;
         }
     }
 
-    for (o = sf->calls; o != NULL; o = o->next) {
-        for (i = 0; i < o->n; i++) {
-            if (strcasecmp(o->items[i]->key, key) == 0) {
-                return 1;
-            }
-        }
-    }
-
     return 0;
+}
+
+
+static void
+loyalty_sf_busy_add(loyalty_sf_t *sf, loyalty_sf_item_t *it)
+{
+    unsigned  b;
+
+    b = loyalty_sf_key_hash(it->key) & (LOYALTY_SF_BUSY_BUCKETS - 1);
+    it->busy_next = sf->busy[b];
+    sf->busy[b] = it;
+    it->busy = 1;
 }
 
 
@@ -932,6 +975,10 @@ loyalty_sf_call_unlink(loyalty_sf_call_t *c)
     }
 
     sf->ncalls--;
+
+    /* its keys are free again (its records are freed before the next
+     * flush): what waited for them may go */
+    sf->stalled = 0;
 }
 
 

@@ -41,6 +41,7 @@ typedef struct loyalty_sf_call_s  loyalty_sf_call_t;
 
 struct loyalty_sf_item_s {
     loyalty_sf_item_t    *next;
+    loyalty_sf_item_t    *busy_next;       /* sf->busy bucket */
     loyalty_job_t        *job;
     loyalty_flow_conf_t  *flow;
     const char           *key;             /* external id value */
@@ -57,6 +58,7 @@ struct loyalty_sf_item_s {
                                               2 older: not sent */
     unsigned              verdict:2;       /* LOYALTY_SF_DELTA_* */
     unsigned              locked:1;        /* we hold the record lease */
+    unsigned              busy:1;          /* in sf->busy */
     loyalty_sf_pool_t     pool;
 };
 
@@ -80,6 +82,10 @@ struct loyalty_sf_call_s {
 };
 
 
+/* buckets of the keys being written (a power of two) */
+#define LOYALTY_SF_BUSY_BUCKETS  4096
+
+
 struct loyalty_sf_s {
     loyalty_dest_conf_t  *dest;
 
@@ -91,6 +97,12 @@ struct loyalty_sf_s {
 
     loyalty_sf_call_t    *calls;           /* made, not finished */
     unsigned              ncalls;
+    unsigned              stalled:1;       /* every waiting key is being
+                                              written: wait for a call */
+
+    /* the records of calls made, by key: a record waits while its key
+     * is written (hashed: a backlog holds thousands) */
+    loyalty_sf_item_t    *busy[LOYALTY_SF_BUSY_BUCKETS];
     loyalty_sf_call_t    *ready;           /* waiting for a token */
     loyalty_sf_call_t    *ready_tail;
 
