@@ -16,7 +16,7 @@
  * Upsert by external id is idempotent: a retry, or a delivery repeated
  * after a crash, writes the same values to the same record.
  *
- * Delta and ordering: loyalty:{S}:state:<dest>:<object>:<key> keeps,
+ * Delta and ordering: loyalty:state:{<dest>:<object>:<key>} keeps,
  * per field, "<event time>|<hash of the value>" of the last write.
  * When a call is made, one script per record takes the record's lease
  * (so two workers never write it at once) and says which fields to
@@ -1101,7 +1101,6 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
 {
     size_t                i, n, len;
     uint64_t              h;
-    const char           *store;
     loyalty_event_t      *ev;
     loyalty_sf_mapped_t  *m;
     char                  utc[LOYALTY_TIME_MAX];
@@ -1126,8 +1125,7 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
         snprintf(it->time, sizeof(it->time), "9999-12-31T23:59:59.999Z");
     }
 
-    store = loyalty_cycle.conf->stores[it->job->store];
-    len = strlen(store) + strlen(it->flow->dest->name)
+    len = strlen(it->flow->dest->name)
           + strlen(it->flow->object) + strlen(it->key) + 32;
 
     it->state = loyalty_sf_palloc(&it->pool, len);
@@ -1141,7 +1139,9 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
         return LOYALTY_ERROR;
     }
 
-    snprintf(it->state, len, "loyalty:{%s}:state:%s:%s:%s", store,
+    /* one state per record whatever store the event came from: two
+     * stores' events for one person are ordered against each other */
+    snprintf(it->state, len, "loyalty:state:{%s:%s:%s}",
              it->flow->dest->name, it->flow->object, it->key);
     snprintf(it->lock, len, "%s:lock", it->state);
 

@@ -49,7 +49,7 @@ struct loyalty_sf_item_s {
     size_t                nmapped;
     uint64_t              added_ms;
     char                  time[32];        /* event time, canonical ms */
-    char                 *state;           /* loyalty:{S}:state:... */
+    char                 *state;           /* loyalty:state:{...} */
     char                 *lock;            /* state + ":lock" */
     char                 *hashes;          /* 17 bytes per mapped field:
                                               its value's hash, hex */

@@ -136,7 +136,7 @@ is(scalar @{ sent('cus_same', $since) }, 0,
 like($w1->log . $w2->log, qr/unchanged Contact: not sent/,
      'logged as unchanged');
 my $state = { @{ $redis->cmd('HGETALL',
-                              'loyalty:{eu}:state:sf:Contact:cus_same') } };
+                              'loyalty:state:{sf:Contact:cus_same}') } };
 like($state->{LastName} // '',
      qr/^2026-11-24T09:30:00\.000Z\|[0-9a-f]{16}$/,
      'state: field -> event time | hash') or diag explain $state;
@@ -242,7 +242,7 @@ is(dlq_count(), 0, 'not dead-lettered');
 
 # --- metrics, leases, logs ---------------------------------------------------
 
-is(scalar @{ $redis->cmd('KEYS', 'loyalty:{eu}:state:*:lock') }, 0,
+is(scalar @{ $redis->cmd('KEYS', 'loyalty:state:*:lock') }, 0,
    'every lease released');
 unlike($w1->log . $w2->log, qr/sandbox-client-secret|00D\w+!/,
        'no secret or token in the logs');
