@@ -61,11 +61,12 @@ static const char  loyalty_sf_usage_script[] =
 
 
 /*
- * KEYS: state, lock; ARGV: consumer, lease ms, event time, "F h F h".
- * -1 when another worker holds the lease; else per field 0 send,
- * 1 unchanged, 2 older than the stored value.  A value already there
- * from an older event takes the newer time, so a later-arriving older
- * event cannot overwrite it.  Nothing to send: the lease is freed.
+ * KEYS: state, lock; ARGV: consumer, lease ms, "F h t F h t" (field,
+ * value hash, the time of the event the value comes from).  -1 when
+ * another worker holds the lease; else per field 0 send, 1 unchanged,
+ * 2 older than the stored value.  A value already there from an older
+ * event takes the newer time, so a later-arriving older event cannot
+ * overwrite it.  Nothing to send: the lease is freed.
  */
 static const char  loyalty_sf_check_script[] =
     "if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then "
@@ -73,15 +74,15 @@ static const char  loyalty_sf_check_script[] =
     "  redis.call('PEXPIRE', KEYS[2], ARGV[2]) "
     "end "
     "local r, send = {}, false "
-    "for f, h in string.gmatch(ARGV[4], '(%S+) (%S+)') do "
+    "for f, h, t in string.gmatch(ARGV[3], '(%S+) (%S+) (%S+)') do "
     "  local s, d = redis.call('HGET', KEYS[1], f), 0 "
     "  if s then "
-    "    local t = string.sub(s, 1, 24) "
-    "    if t > ARGV[3] then d = 2 "
+    "    local st = string.sub(s, 1, 24) "
+    "    if st > t then d = 2 "
     "    elseif string.sub(s, 26) == h then "
     "      d = 1 "
-    "      if ARGV[3] > t then "
-    "        redis.call('HSET', KEYS[1], f, ARGV[3] .. '|' .. h) "
+    "      if t > st then "
+    "        redis.call('HSET', KEYS[1], f, t .. '|' .. h) "
     "      end "
     "    end "
     "  end "
@@ -92,14 +93,14 @@ static const char  loyalty_sf_check_script[] =
     "return r";
 
 /*
- * KEYS: state, lock; ARGV: consumer, event time, "F h F h" written
- * ("" after a failure: nothing); a newer stored time is kept.
+ * KEYS: state, lock; ARGV: consumer, "F h t F h t" written ("" after a
+ * failure: nothing); a newer stored time is kept.
  */
 static const char  loyalty_sf_commit_script[] =
-    "for f, h in string.gmatch(ARGV[3], '(%S+) (%S+)') do "
+    "for f, h, t in string.gmatch(ARGV[2], '(%S+) (%S+) (%S+)') do "
     "  local s = redis.call('HGET', KEYS[1], f) "
-    "  if not s or string.sub(s, 1, 24) <= ARGV[2] then "
-    "    redis.call('HSET', KEYS[1], f, ARGV[2] .. '|' .. h) "
+    "  if not s or string.sub(s, 1, 24) <= t then "
+    "    redis.call('HSET', KEYS[1], f, t .. '|' .. h) "
     "  end "
     "end "
     "if redis.call('GET', KEYS[2]) == ARGV[1] then "
@@ -119,7 +120,11 @@ static void loyalty_sf_schedule(loyalty_sf_t *sf);
 static void loyalty_sf_window(evutil_socket_t fd, short what, void *arg);
 static void loyalty_sf_flush(loyalty_sf_t *sf);
 static unsigned loyalty_sf_key_hash(const char *key);
-static int loyalty_sf_key_busy(loyalty_sf_t *sf, const char *key);
+static loyalty_sf_item_t *loyalty_sf_key_busy(loyalty_sf_t *sf,
+    const char *key);
+static void loyalty_sf_merge(loyalty_sf_item_t *into, loyalty_sf_item_t *it);
+static void loyalty_sf_item_done(loyalty_sf_item_t *it,
+    const loyalty_outcome_t *o, uint64_t us);
 static void loyalty_sf_busy_add(loyalty_sf_t *sf, loyalty_sf_item_t *it);
 static void loyalty_sf_send(loyalty_sf_t *sf);
 static int loyalty_sf_build(loyalty_sf_call_t *c);
@@ -355,7 +360,14 @@ static void
 loyalty_sf_item_free(loyalty_sf_item_t *it)
 {
     loyalty_sf_t       *sf;
-    loyalty_sf_item_t **pp;
+    loyalty_sf_item_t **pp, *r, *next;
+
+    /* the record's values may point into its riders' pools */
+    for (r = it->riders; r != NULL; r = next) {
+        next = r->next;
+        loyalty_sf_pool_free(&r->pool);
+        free(r);
+    }
 
     if (it->busy) {
         sf = it->flow->dest->sf;
@@ -524,8 +536,12 @@ loyalty_sf_schedule(loyalty_sf_t *sf)
     if (sf->pending >= LOYALTY_SF_COLLECTION_MAX
         || age >= sf->dest->batch_window_ms)
     {
-        evtimer_del(sf->window);
-        loyalty_sf_flush(sf);
+        /* at the end of this loop turn: the rest of a read joins the
+         * waiting records first, so a backlog coalesces (one write per
+         * record) */
+        tv.tv_sec = 0;
+        tv.tv_usec = 0;
+        evtimer_add(sf->window, &tv);
         return;
     }
 
@@ -562,7 +578,7 @@ static void
 loyalty_sf_flush(loyalty_sf_t *sf)
 {
     loyalty_sf_call_t  *c;
-    loyalty_sf_item_t  *it, *prev, *next;
+    loyalty_sf_item_t  *it, *prev, *next, *busy;
 
     c = calloc(1, sizeof(loyalty_sf_call_t));
     if (c == NULL) {
@@ -580,9 +596,15 @@ loyalty_sf_flush(loyalty_sf_t *sf)
         next = it->next;
 
         /* one object and external id field per call */
-        if ((c->n > 0 && c->items[0]->flow != it->flow)
-            || loyalty_sf_key_busy(sf, it->key))
-        {
+        if (c->n > 0 && c->items[0]->flow != it->flow) {
+            prev = it;
+            continue;
+        }
+
+        busy = loyalty_sf_key_busy(sf, it->key);
+
+        if (busy != NULL && (busy->call != c || busy->flow != it->flow)) {
+            /* written by a call in flight: the next call */
             prev = it;
             continue;
         }
@@ -598,9 +620,17 @@ loyalty_sf_flush(loyalty_sf_t *sf)
         }
 
         it->next = NULL;
+        sf->pending--;
+
+        if (busy != NULL) {
+            /* a later event of a record in this call: one write */
+            loyalty_sf_merge(busy, it);
+            continue;
+        }
+
+        it->call = c;
         c->items[c->n++] = it;
         loyalty_sf_busy_add(sf, it);
-        sf->pending--;
     }
 
     if (c->n == 0) {
@@ -624,6 +654,83 @@ loyalty_sf_flush(loyalty_sf_t *sf)
 }
 
 
+/*
+ * A later event of a record already in the call being made: its values
+ * join the record's, field by field, the newer event's value winning
+ * (per field: each keeps its own event time for the delta state), and
+ * its delivery gets the record's outcome.  A backlog of many events for
+ * one customer becomes one write.
+ */
+
+static void
+loyalty_sf_merge(loyalty_sf_item_t *into, loyalty_sf_item_t *it)
+{
+    size_t                i, j;
+    loyalty_sf_mapped_t  *m;
+
+    for (i = 0; i < it->nmapped; i++) {
+        m = &it->mapped[i];
+
+        if (m->status != LOYALTY_SF_MAPPED) {
+            continue;
+        }
+
+        for (j = 0; j < into->nmapped; j++) {
+            if (into->mapped[j].map == m->map) {
+                break;
+            }
+        }
+
+        if (j == into->nmapped) {
+            /* room: both hold at most one entry per field of the map */
+            into->nmapped++;
+
+        } else if (into->mapped[j].status == LOYALTY_SF_MAPPED
+                   && strcmp(it->ftimes + 25 * i, into->ftimes + 25 * j)
+                      < 0)
+        {
+            continue;               /* the record's value is newer */
+        }
+
+        into->mapped[j] = *m;
+        memcpy(into->hashes + 17 * j, it->hashes + 17 * i, 17);
+        memcpy(into->ftimes + 25 * j, it->ftimes + 25 * i, 25);
+    }
+
+    it->next = into->riders;
+    into->riders = it;
+    into->nriders++;
+
+    loyalty_log(LOYALTY_LOG_INFO, it->job, it->flow->dest->name, -1, -1,
+                "%s: coalesced with another event of the record into one "
+                "write", it->flow->object);
+}
+
+
+/* the outcome of a record is that of every event coalesced into it */
+
+static void
+loyalty_sf_item_done(loyalty_sf_item_t *it, const loyalty_outcome_t *o,
+    uint64_t us)
+{
+    loyalty_sf_item_t  *r;
+
+    for (r = it->riders; r != NULL; r = r->next) {
+        if (!o->abandoned) {
+            loyalty_metrics_delivery(r->flow->dest,
+                                     o->ok ? LOYALTY_DELIVERY_SUCCESS
+                                     : o->permanent
+                                       ? LOYALTY_DELIVERY_PERMANENT
+                                       : LOYALTY_DELIVERY_TRANSIENT, us);
+        }
+
+        loyalty_consumer_done(r->job, r->flow, o);
+    }
+
+    loyalty_consumer_done(it->job, it->flow, o);
+}
+
+
 /* FNV-1a of the key, case folded: Salesforce external ids ignore case */
 
 static unsigned
@@ -639,7 +746,7 @@ loyalty_sf_key_hash(const char *key)
 }
 
 
-static int
+static loyalty_sf_item_t *
 loyalty_sf_key_busy(loyalty_sf_t *sf, const char *key)
 {
     loyalty_sf_item_t  *it;
@@ -650,11 +757,11 @@ loyalty_sf_key_busy(loyalty_sf_t *sf, const char *key)
          it = it->busy_next)
     {
         if (strcasecmp(it->key, key) == 0) {
-            return 1;
+            return it;
         }
     }
 
-    return 0;
+    return NULL;
 }
 
 
@@ -1015,7 +1122,7 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
             o.abandoned = 1;
             o.error = NULL;
             loyalty_sf_commit(it, 0);
-            loyalty_consumer_done(it->job, it->flow, &o);
+            loyalty_sf_item_done(it, &o, 0);
             loyalty_sf_item_free(it);
             continue;
         }
@@ -1079,7 +1186,7 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
 
         /* a failure leaves the state as it was: a retry sends again */
         loyalty_sf_commit(it, cls == LOYALTY_SF_SUCCESS);
-        loyalty_consumer_done(it->job, it->flow, &o);
+        loyalty_sf_item_done(it, &o, us);
         loyalty_sf_item_free(it);
     }
 
@@ -1130,11 +1237,15 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
 
     it->state = loyalty_sf_palloc(&it->pool, len);
     it->lock = loyalty_sf_palloc(&it->pool, len);
-    it->skip = loyalty_sf_palloc(&it->pool, it->nmapped + 1);
-    it->hashes = loyalty_sf_palloc(&it->pool, 17 * it->nmapped + 1);
+    /* room for every field of the map: later events of the record may
+     * be coalesced into it (loyalty_sf_merge) */
+    n = it->flow->fields_count;
+    it->skip = loyalty_sf_palloc(&it->pool, n + 1);
+    it->hashes = loyalty_sf_palloc(&it->pool, 17 * n + 1);
+    it->ftimes = loyalty_sf_palloc(&it->pool, 25 * n + 1);
 
     if (it->state == NULL || it->lock == NULL || it->skip == NULL
-        || it->hashes == NULL)
+        || it->hashes == NULL || it->ftimes == NULL)
     {
         return LOYALTY_ERROR;
     }
@@ -1145,10 +1256,11 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
              it->flow->dest->name, it->flow->object, it->key);
     snprintf(it->lock, len, "%s:lock", it->state);
 
-    memset(it->skip, 0, it->nmapped + 1);
+    memset(it->skip, 0, n + 1);
 
     for (i = 0; i < it->nmapped; i++) {
         m = &it->mapped[i];
+        memcpy(it->ftimes + 25 * i, it->time, 25);
 
         /* FNV-1a 64 of the kind and the canonical text */
         h = 14695981039346656037ULL;
@@ -1190,7 +1302,7 @@ loyalty_sf_check(loyalty_sf_call_t *c)
         len = 1;
         for (j = 0; j < it->nmapped; j++) {
             if (it->mapped[j].status == LOYALTY_SF_MAPPED) {
-                len += strlen(it->mapped[j].map->field) + 18;
+                len += strlen(it->mapped[j].map->field) + 18 + 25;
             }
         }
 
@@ -1208,9 +1320,9 @@ loyalty_sf_check(loyalty_sf_call_t *c)
         off = 0;
         for (j = 0; j < it->nmapped; j++) {
             if (it->mapped[j].status == LOYALTY_SF_MAPPED) {
-                off += sprintf(pairs + off, "%s%s %s", off ? " " : "",
+                off += sprintf(pairs + off, "%s%s %s %s", off ? " " : "",
                                it->mapped[j].map->field,
-                               it->hashes + 17 * j);
+                               it->hashes + 17 * j, it->ftimes + 25 * j);
             }
         }
 
@@ -1218,11 +1330,10 @@ loyalty_sf_check(loyalty_sf_call_t *c)
         args[1] = it->lock;
         args[2] = loyalty_cycle.consumer;
         args[3] = lease;
-        args[4] = it->time;
-        args[5] = pairs;
+        args[4] = pairs;
 
         if (loyalty_consumer_eval("salesforce delta",
-                                  loyalty_sf_check_script, 2, args, 6,
+                                  loyalty_sf_check_script, 2, args, 5,
                                   loyalty_sf_checked, it)
             != LOYALTY_OK)
         {
@@ -1361,7 +1472,7 @@ loyalty_sf_checked_all(loyalty_sf_call_t *c)
             break;
         }
 
-        loyalty_consumer_done(it->job, it->flow, &o);
+        loyalty_sf_item_done(it, &o, 0);
         loyalty_sf_item_free(it);
     }
 
@@ -1403,7 +1514,7 @@ loyalty_sf_commit(loyalty_sf_item_t *it, int ok)
 
     for (j = 0; ok && j < it->nmapped; j++) {
         if (it->mapped[j].status == LOYALTY_SF_MAPPED && !it->skip[j]) {
-            len += strlen(it->mapped[j].map->field) + 18;
+            len += strlen(it->mapped[j].map->field) + 18 + 25;
         }
     }
 
@@ -1418,19 +1529,19 @@ loyalty_sf_commit(loyalty_sf_item_t *it, int ok)
 
     for (j = 0; ok && j < it->nmapped; j++) {
         if (it->mapped[j].status == LOYALTY_SF_MAPPED && !it->skip[j]) {
-            off += sprintf(pairs + off, "%s%s %s", off ? " " : "",
-                           it->mapped[j].map->field, it->hashes + 17 * j);
+            off += sprintf(pairs + off, "%s%s %s %s", off ? " " : "",
+                           it->mapped[j].map->field, it->hashes + 17 * j,
+                           it->ftimes + 25 * j);
         }
     }
 
     args[0] = it->state;
     args[1] = it->lock;
     args[2] = loyalty_cycle.consumer;
-    args[3] = it->time;
-    args[4] = pairs;
+    args[3] = pairs;
 
     (void) loyalty_consumer_eval("salesforce delta commit",
-                                 loyalty_sf_commit_script, 2, args, 5,
+                                 loyalty_sf_commit_script, 2, args, 4,
                                  NULL, NULL);
 }
 
@@ -1509,7 +1620,7 @@ loyalty_sf_cancel(loyalty_cycle_t *cycle)
 
         for ( /* void */ ; it != NULL; it = next) {
             next = it->next;
-            loyalty_consumer_done(it->job, it->flow, &o);
+            loyalty_sf_item_done(it, &o, 0);
             loyalty_sf_item_free(it);
         }
 

@@ -53,6 +53,12 @@ struct loyalty_sf_item_s {
     char                 *lock;            /* state + ":lock" */
     char                 *hashes;          /* 17 bytes per mapped field:
                                               its value's hash, hex */
+    char                 *ftimes;          /* 25 bytes per mapped field:
+                                              its event's time */
+    loyalty_sf_item_t    *riders;          /* later events of the record
+                                              coalesced into this one
+                                              (by next): same outcome */
+    unsigned              nriders;
     loyalty_sf_call_t    *call;            /* while its script runs */
     u_char               *skip;            /* per mapped: 1 unchanged,
                                               2 older: not sent */

@@ -90,7 +90,8 @@ $sb->action('salesforce', 'inject_error', { object => 'Loyalty_Event__c',
 
 is(earned('evt_1', 'cus_1', 10, 10)->{status}, 202, 'evt_1 accepted');
 is(earned('evt_2', 'cus_2', 20, 20)->{status}, 202, 'evt_2 accepted');
-ok(wait_until(sub { $p->drained }, timeout => 30), 'drained');
+ok(wait_until(sub { $p->drained }, timeout => 30), 'drained')
+    or diag 'worker log: ' . $w->log_file;
 
 my %contacts = map { $_->{fields}{Loyalty_Id__c} => $_ } @{ records('Contact') };
 my %ledger = map { $_->{fields}{Event_Id__c} => $_ }

@@ -6,7 +6,9 @@
 # the changed field and the external id; an older event never
 # overwrites a newer value, whatever the arrival order (also with 200
 # shuffled events for 5 records over two workers); a failed write does
-# not advance the state, so its retry sends again and lands.
+# not advance the state, so its retry sends again and lands; a backlog
+# of one record's events is coalesced into one write, each field taking
+# its newest event's value and keeping that event's time.
 
 use strict;
 use warnings;
@@ -249,5 +251,39 @@ unlike($w1->log . $w2->log, qr/sandbox-client-secret|00D\w+!/,
 
 is($w1->stop, 0, 'worker 1 stops cleanly');
 is($w2->stop, 0, 'worker 2 stops cleanly');
+
+# --- a backlog of one record: coalesced, each field by its own time ---------
+
+sub partial {
+    my ($at, %c) = @_;
+    return $p->send('eu', body => $JSON->encode({
+        type => 'customer.updated', timestamp => $at,
+        data => { customer => { ext_id => 'cus_co', %c } } }));
+}
+partial('2026-11-24T10:00:01Z', last_name => 'Alpha', points_balance => 1);
+partial('2026-11-24T10:00:03Z', points_balance => 3);
+partial('2026-11-24T10:00:02Z', last_name => 'Gamma', points_balance => 2);
+my $since = $sb->seq;
+my $w3 = Loyalty::Test::Worker->new(config => sf_config(file => 'w3.yaml'));
+ok(drained(), 'the backlog of three events drained');
+my $co = sent('cus_co', $since);
+is(scalar @$co, 1, 'three events of one record: one record written');
+is($co->[0]{LastName}, 'Gamma', '... LastName from the newest event that '
+   . 'has it (10:00:02)');
+is($co->[0]{Points__c}, 3, '... Points__c from the newest (10:00:03), '
+   . 'though it came second');
+is(() = $w3->log =~ /coalesced with another event/g, 2,
+   'two events coalesced into the first');
+$since = $sb->seq;
+partial('2026-11-24T10:00:01.500Z', last_name => 'Delta');
+partial('2026-11-24T10:00:04Z', points_balance => 4);
+ok(drained(), 'two more drained');
+my $r = by_key()->{cus_co}[0]{fields};
+is($r->{LastName}, 'Gamma', 'a later-arriving LastName older than the '
+   . 'coalesced one is not written (per-field times kept)');
+is($r->{Points__c}, 4, 'a newer Points__c is');
+ok(!(grep { exists $_->{LastName} } @{ sent('cus_co', $since) }),
+   'no call carried the older LastName');
+is($w3->stop, 0, 'worker 3 stops cleanly');
 
 done_testing;
