@@ -1056,6 +1056,23 @@ function create(sb) {
             writeRecord(name, rec, input.fields || {}, 'crm_edit', by);
             return { id: rec.Id, by, SystemModstamp: sfTime(rec.modified) };
         },
+        // { object, id | field+value }: a person deletes the record in
+        // the CRM (or merges it into another one): it is gone, its
+        // external id values are free
+        crm_delete(input) {
+            const name = input.object;
+            if (!name || !svc.config.objects[name]) {
+                throw badAction('object: a configured object is needed');
+            }
+            const rec = input.id ? findById(name, input.id)
+                : findByExt(name, input.field, input.value)[0];
+            if (!rec) throw new HttpError(404, { error: 'no such record' });
+            const before = rec.fields;
+            rec.fields = {};
+            reindex(name, rec, before);
+            table(name).byId.delete(rec.Id.slice(0, 15));
+            return { id: rec.Id };
+        },
         // { seconds | ms }: move the record clock forward (SystemModstamp)
         advance_clock(input) {
             svc.clockOffset += Number(input.ms || 0)

@@ -18,6 +18,8 @@
  *   loyalty_worker_sf_auth.c   Salesforce tokens shared in Redis
  *   loyalty_worker_sf_conf.c   -t checks of salesforce destinations and
  *                              flows, the field maps
+ *   loyalty_worker_identity.c  the identity map: an event's keys -> one
+ *                              person id (Lua), `conflicts ... --merge`
  *   loyalty_worker_ratelimit.c shared GCRA rate limits and 429 pauses
  *                              per destination (Lua, on the cmd connection)
  *   loyalty_worker_metrics.c   Prometheus counters, GET /metrics (evhttp)
@@ -148,9 +150,19 @@ typedef struct {
     unsigned              slot;                /* its bit in job->done */
     char                  id[200];             /* name, "to" or
                                                   "to:object" */
+    unsigned              person:1;            /* key or $person: the
+                                                  identity map */
     void                 *map;                 /* loyalty_sf_map_field_t */
     char                **map_from;            /* "$occurred" -> "$.o.." */
 } loyalty_flow_conf_t;
+
+
+/* identity: { match: [store_cid, ext_id, email, phone] } */
+
+typedef struct {
+    char                **match;
+    unsigned              match_count;
+} loyalty_identity_conf_t;
 
 
 typedef struct {
@@ -176,8 +188,11 @@ typedef struct {
     uint32_t              redis_db;
     char                 *log_level;
     char                 *metrics;             /* listen address or NULL */
+    loyalty_identity_conf_t  *identity;
 
     /* runtime */
+    unsigned              identity_rules[4];   /* LOYALTY_IDMAP_*, in order */
+    unsigned              identity_nrules;
     char                  redis_host[256];
     int                   redis_port;
     char                  metrics_host[64];    /* numeric IP */
@@ -213,6 +228,10 @@ struct loyalty_job_s {
     char                  error[160];
     uint8_t               done[LOYALTY_FLOWS_MAX / 8];  /* flow slots
                                                delivered (flow->slot) */
+    void                 *id_wait;          /* identity script running */
+    unsigned              id_state;         /* LOYALTY_IDENTITY_* */
+    char                  person[32];       /* when LOYALTY_IDENTITY_OK */
+    char                  id_why[200];      /* when ..._CONFLICT */
 };
 
 
@@ -296,6 +315,34 @@ void loyalty_job_free(loyalty_job_t *job);
 typedef void (*loyalty_reply_pt)(void *reply, void *data);
 int loyalty_consumer_eval(const char *what, const char *script, int nkeys,
     const char **args, size_t nargs, loyalty_reply_pt handler, void *data);
+
+
+/* identity map (loyalty_worker_identity.c) */
+
+enum {
+    LOYALTY_IDENTITY_NONE = 0,          /* not asked yet */
+    LOYALTY_IDENTITY_OK,                /* job->person */
+    LOYALTY_IDENTITY_CONFLICT,          /* ambiguous: job->id_why */
+    LOYALTY_IDENTITY_NOKEY,             /* the event has no match key */
+    LOYALTY_IDENTITY_ERROR              /* Redis did not answer */
+};
+
+enum {
+    LOYALTY_IDENTITY_NEW = 0,
+    LOYALTY_IDENTITY_MATCHED,
+    LOYALTY_IDENTITY_AMBIGUOUS,
+    LOYALTY_IDENTITY_OUTCOMES
+};
+
+extern uint64_t  loyalty_identity_counts[LOYALTY_IDENTITY_OUTCOMES];
+
+typedef void (*loyalty_identity_pt)(loyalty_job_t *job, void *data);
+
+int loyalty_identity_conf(loyalty_conf_t *conf, char *err, size_t len);
+void loyalty_identity_resolve(loyalty_job_t *job,
+    loyalty_identity_pt handler, void *data);
+int loyalty_identity_merge(void *redis, loyalty_conf_t *conf,
+    const char *store, const char *id);
 
 
 /* cli */

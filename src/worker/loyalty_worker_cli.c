@@ -10,6 +10,7 @@
  *   loyalty-worker -c FILE dlq replay STORE ID|--all
  *   loyalty-worker -c FILE dlq purge STORE ID|--all
  *   loyalty-worker -c FILE conflicts list|show|resolve|dismiss ...
+ *   loyalty-worker -c FILE conflicts resolve STORE ID --merge
  *
  * The conflicts stream (identity conflicts parked for review) has the
  * dead letters' layout: `conflicts resolve` replays, `conflicts dismiss`
@@ -91,7 +92,7 @@ static const char  loyalty_purge_all_script[] =
 int
 loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
 {
-    int              rc, json, i, n;
+    int              rc, json, i, n, merge;
     long             count;
     char            *end;
     const char      *cmd, *store, *id;
@@ -105,6 +106,7 @@ loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
     store = NULL;
     id = NULL;
     json = 0;
+    merge = 0;
     count = 100;
 
     if (strcmp(cmd, "stats") == 0) {
@@ -159,6 +161,15 @@ loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
             if (strcmp(cmd, "show") == 0 && strcmp(id, "--all") == 0) {
                 return loyalty_cli_usage();
             }
+
+        } else if (strcmp(loyalty_cli_parked, "conflicts") == 0
+                   && strcmp(cmd, "replay") == 0 && argc == 5
+                   && strcmp(argv[3], "--all") != 0
+                   && strcmp(argv[4], "--merge") == 0)
+        {
+            /* an identity conflict: merge the persons, then replay */
+            id = argv[3];
+            merge = 1;
 
         } else {
             return loyalty_cli_usage();
@@ -220,7 +231,8 @@ loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
         rc = loyalty_cli_show(c, store, id);
 
     } else if (strcmp(cmd, "replay") == 0) {
-        rc = loyalty_cli_replay(c, store, id);
+        rc = merge ? loyalty_identity_merge(c, conf, store, id) : 0;
+        rc = rc ? rc : loyalty_cli_replay(c, store, id);
 
     } else {
         rc = loyalty_cli_purge(c, store, id);
@@ -268,6 +280,7 @@ loyalty_cli_usage(void)
         "       loyalty-worker [-c FILE] conflicts list STORE [--count N]\n"
         "       loyalty-worker [-c FILE] conflicts show STORE ID\n"
         "       loyalty-worker [-c FILE] conflicts resolve STORE ID|--all\n"
+        "       loyalty-worker [-c FILE] conflicts resolve STORE ID --merge\n"
         "       loyalty-worker [-c FILE] conflicts dismiss STORE ID|--all\n");
 
     return 2;

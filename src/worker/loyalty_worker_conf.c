@@ -186,6 +186,14 @@ static const cyaml_schema_value_t  loyalty_conf_flow = {
 };
 
 
+static const cyaml_schema_field_t  loyalty_conf_identity_fields[] = {
+    CYAML_FIELD_SEQUENCE("match", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         loyalty_identity_conf_t, match, &loyalty_conf_string,
+                         1, 4),
+    CYAML_FIELD_END
+};
+
+
 static const cyaml_schema_field_t  loyalty_conf_fields[] = {
     CYAML_FIELD_STRING_PTR("redis", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_conf_t, redis, 1, 512),
@@ -231,6 +239,10 @@ static const cyaml_schema_field_t  loyalty_conf_fields[] = {
     CYAML_FIELD_STRING_PTR("metrics",
                            CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_conf_t, metrics, 1, 80),
+    CYAML_FIELD_MAPPING_PTR("identity",
+                            CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            loyalty_conf_t, identity,
+                            loyalty_conf_identity_fields),
     CYAML_FIELD_END
 };
 
@@ -513,6 +525,10 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
                      conf->stores[i]);
             return LOYALTY_ERROR;
         }
+    }
+
+    if (loyalty_identity_conf(conf, err, len) != LOYALTY_OK) {
+        return LOYALTY_ERROR;
     }
 
     longest = NULL;

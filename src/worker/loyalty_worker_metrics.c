@@ -536,6 +536,18 @@ loyalty_metrics_render(loyalty_metrics_t *m, struct evbuffer *b)
         }
     }
 
+    loyalty_metrics_head(b, "loyalty_worker_identity_resolutions_total",
+        "counter", "Identity map resolutions: new, matched, ambiguous.");
+    evbuffer_add_printf(b, "loyalty_worker_identity_resolutions_total"
+        "{outcome=\"new\"} %llu\n"
+        "loyalty_worker_identity_resolutions_total{outcome=\"matched\"} %llu\n"
+        "loyalty_worker_identity_resolutions_total{outcome=\"ambiguous\"} "
+        "%llu\n",
+        (unsigned long long) loyalty_identity_counts[LOYALTY_IDENTITY_NEW],
+        (unsigned long long) loyalty_identity_counts[LOYALTY_IDENTITY_MATCHED],
+        (unsigned long long)
+            loyalty_identity_counts[LOYALTY_IDENTITY_AMBIGUOUS]);
+
     loyalty_metrics_head(b, "loyalty_worker_held_entries", "gauge",
         "Entries read and not finished yet (at most batch).");
     evbuffer_add_printf(b, "loyalty_worker_held_entries %u\n",

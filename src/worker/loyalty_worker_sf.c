@@ -141,6 +141,8 @@ static int loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
     const loyalty_alloc_t *a);
 static const char *loyalty_sf_key(loyalty_job_t *job,
     loyalty_flow_conf_t *flow, const loyalty_alloc_t *a);
+static void loyalty_sf_resolved(loyalty_job_t *job, void *data);
+static void loyalty_sf_add(loyalty_job_t *job, loyalty_flow_conf_t *flow);
 
 
 /* pool */
@@ -220,8 +222,70 @@ loyalty_sf_init(loyalty_cycle_t *cycle)
 }
 
 
+/* a flow keyed by person (or using $person) resolves the identity first */
+
 void
 loyalty_sf_submit(loyalty_job_t *job, loyalty_flow_conf_t *flow)
+{
+    if (flow->person) {
+        loyalty_identity_resolve(job, loyalty_sf_resolved, flow);
+        return;
+    }
+
+    loyalty_sf_add(job, flow);
+}
+
+
+static void
+loyalty_sf_resolved(loyalty_job_t *job, void *data)
+{
+    loyalty_outcome_t     o;
+    loyalty_flow_conf_t  *flow;
+
+    flow = data;
+
+    switch (job->id_state) {
+
+    case LOYALTY_IDENTITY_OK:
+        if (loyalty_cycle.stopping) {
+            memset(&o, 0, sizeof(o));
+            o.abandoned = 1;
+            loyalty_consumer_done(job, flow, &o);
+            return;
+        }
+
+        loyalty_sf_add(job, flow);
+        return;
+
+    case LOYALTY_IDENTITY_CONFLICT:
+        /* ambiguous: never a guess, never a new record; for review */
+        memset(&o, 0, sizeof(o));
+        o.permanent = 1;
+        o.conflict = 1;
+        o.error = job->id_why;
+        loyalty_metrics_delivery(flow->dest, LOYALTY_DELIVERY_PERMANENT, 0);
+        loyalty_log(LOYALTY_LOG_WARN, job, flow->dest->name, -1, -1,
+                    "%s not written: identity conflict", flow->object);
+        loyalty_consumer_done(job, flow, &o);
+        return;
+
+    case LOYALTY_IDENTITY_NOKEY:
+        loyalty_log(LOYALTY_LOG_WARN, job, flow->dest->name, -1, -1,
+                    "salesforce: the event has no identity key for %s",
+                    flow->object);
+        loyalty_sf_fail(job, flow, 1, "salesforce: the event has no "
+                        "identity key (identity.match)");
+        return;
+
+    default:
+        loyalty_sf_fail(job, flow, 0, "identity: not resolved");
+        return;
+    }
+}
+
+
+static void
+loyalty_sf_add(loyalty_job_t *job, loyalty_flow_conf_t *flow)
 {
     size_t                i, n;
     loyalty_sf_t         *sf;
@@ -387,9 +451,9 @@ loyalty_sf_item_free(loyalty_sf_item_t *it)
 
 
 /*
- * The record's external id value: ext_id, email and the event id are
- * global; a store customer id is only unique in its store, so it is
- * written as "<store>:<id>".
+ * The record's external id value: ext_id, email, the event id and the
+ * person id (the identity map's) are global; a store customer id is
+ * only unique in its store, so it is written as "<store>:<id>".
  */
 
 static const char *
@@ -398,14 +462,22 @@ loyalty_sf_key(loyalty_job_t *job, loyalty_flow_conf_t *flow,
 {
     char                 *p;
     const char           *store;
+    loyalty_str_t         person;
     loyalty_event_t      *ev;
     const loyalty_str_t  *v;
 
     ev = &job->ev;
     store = NULL;
+    person.data = (u_char *) job->person;
+    person.len = (job->id_state == LOYALTY_IDENTITY_OK)
+                 ? strlen(job->person) : 0;
 
     if (strcmp(flow->key, "ext_id") == 0) {
         v = &ev->ext_id;
+
+    } else if (strcmp(flow->key, "person") == 0) {
+        /* the identity map's id: global, one per person */
+        v = &person;
 
     } else if (strcmp(flow->key, "email") == 0) {
         v = &ev->email;
@@ -444,12 +516,13 @@ loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
     const loyalty_alloc_t *a)
 {
     size_t            i;
+    loyalty_str_t     person;
     loyalty_json_t   *obj, *v;
     loyalty_event_t  *ev;
     struct {
         const char           *name;
         const loyalty_str_t  *value;
-    } f[8];
+    } f[9];
 
     ev = &job->ev;
     f[0].name = "id";        f[0].value = &ev->id;
@@ -460,6 +533,11 @@ loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
     f[5].name = "corr";      f[5].value = &ev->corr;
     f[6].name = "topic";     f[6].value = &ev->topic;
     f[7].name = "ext_id";    f[7].value = &ev->ext_id;
+    f[8].name = "person";    f[8].value = &person;
+
+    person.data = (u_char *) job->person;
+    person.len = (job->id_state == LOYALTY_IDENTITY_OK)
+                 ? strlen(job->person) : 0;
 
     obj = a->alloc(a->ctx, sizeof(loyalty_json_t));
     if (obj == NULL) {
@@ -474,7 +552,7 @@ loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
     obj->key_plain = 1;
     obj->parent = data;
 
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < 9; i++) {
         if (f[i].value->len == 0) {
             continue;
         }

@@ -26,11 +26,11 @@
 
 
 static const char  *loyalty_sf_keys[] = { "ext_id", "store_cid", "email",
-    "id", NULL };
+    "id", "person", NULL };
 
 /* envelope values a field may come from, as "$name" */
 static const char  *loyalty_sf_envelope[] = { "id", "src", "store", "type",
-    "occurred", "corr", "topic", "ext_id", NULL };
+    "occurred", "corr", "topic", "ext_id", "person", NULL };
 
 
 static int loyalty_sf_conf_name(const char *s);
@@ -261,9 +261,12 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
 
     if (!loyalty_sf_conf_in(loyalty_sf_keys, f->key)) {
         snprintf(err, len, "%skey \"%s\": use ext_id, store_cid, email or "
-                 "id", where, f->key);
+                 "id (or person: the identity map's id)", where, f->key);
         return LOYALTY_ERROR;
     }
+
+    /* the identity map resolves the event's person first */
+    f->person = (strcmp(f->key, "person") == 0);
 
     if (f->fields_count == 0) {
         snprintf(err, len, "%sfields: at least one field", where);
@@ -369,8 +372,13 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
             if (!loyalty_sf_conf_in(loyalty_sf_envelope, fc->from + 1)) {
                 snprintf(err, len, "%s%s: from \"%s\": the envelope values "
                          "are $id, $src, $store, $type, $occurred, $corr, "
-                         "$topic, $ext_id", where, fc->field, fc->from);
+                         "$topic, $ext_id, $person", where, fc->field,
+                         fc->from);
                 return LOYALTY_ERROR;
+            }
+
+            if (strcmp(fc->from, "$person") == 0) {
+                f->person = 1;
             }
 
             n = strlen(fc->from) + 2;
