@@ -24,7 +24,6 @@ my $sb = $p->sandbox;
 my $dir = $p->dir;
 my $redis = $p->redis;
 
-spew("$dir/sf.secret", "sandbox-client-secret\n", 0600);
 $sb->config('salesforce', {
     field_types => { Contact => { Points__c => 'number' },
                      Loyalty_Event__c => { Points__c => 'number' } },
@@ -36,14 +35,7 @@ spew($cfg, "redis: " . $redis->addr . <<"Y");
 stores: [eu]
 destinations:
   - name: sf
-    type: salesforce
-    url: @{[ $sb->url('/salesforce') ]}
-    auth: client_credentials
-    client_id: sandbox-client-id
-    client_secret_file: $dir/sf.secret
-    batch_window_ms: 100
-    timeout_ms: 5000
-flows:
+@{[ $p->sf_destination(batch_window_ms => 100) ]}flows:
   - to: sf
     on: [points.earned]
     object: Contact

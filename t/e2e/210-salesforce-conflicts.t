@@ -30,20 +30,11 @@ my $mport = free_port();
 
 $sb->config('salesforce', { unique_fields => { Contact => ['Email'] } });
 
-my $secret_file = "$dir/sf.secret";
-spew($secret_file, "sandbox-client-secret\n", 0600);
 my $cfg = "$dir/sf.yaml";
 spew($cfg, "redis: " . $redis->addr . "\nstores: [eu]\n" . <<"Y");
 destinations:
   - name: sf
-    type: salesforce
-    url: @{[ $sb->url('/salesforce') ]}
-    auth: client_credentials
-    client_id: sandbox-client-id
-    client_secret_file: $secret_file
-    batch_window_ms: 50
-    timeout_ms: 5000
-flows:
+@{[ $p->sf_destination ]}flows:
   - to: sf
     on: [customer.updated]
     object: Contact

@@ -34,18 +34,7 @@ my $dir = $p->dir;
 my $redis = $p->redis;
 my $mport = free_port();
 
-my $secret_file = "$dir/sf.secret";
-spew($secret_file, "sandbox-client-secret\n", 0600);
-
-my $dest = <<"Y";
-    type: salesforce
-    url: @{[ $sb->url('/salesforce') ]}
-    auth: client_credentials
-    client_id: sandbox-client-id
-    client_secret_file: $secret_file
-    batch_window_ms: 50
-    timeout_ms: 5000
-Y
+my $dest = $p->sf_destination;
 my $cfg = "$dir/sf.yaml";
 spew($cfg, "redis: " . $redis->addr . "\nstores: [eu, us]\n" . <<"Y");
 identity:

@@ -40,7 +40,6 @@ my $dir = $p->dir;
 my $redis = $p->redis;
 my $JSON = JSON::PP->new->utf8->canonical;
 
-spew("$dir/sf.secret", "sandbox-client-secret\n", 0600);
 $sb->config('salesforce', {
     field_types => {
         Contact => { Points__c => 'number', Opt_In__c => 'boolean' },
@@ -137,15 +136,8 @@ identity:
   match: [store_cid, ext_id, email]
 destinations:
   - name: sf
-    type: salesforce
-    url: @{[ $sb->url('/salesforce') ]}
-    auth: client_credentials
-    client_id: sandbox-client-id
-    client_secret_file: $dir/sf.secret
-    batch_window_ms: 100
-    concurrency: 2
-    timeout_ms: 3000
-flows:
+@{[ $p->sf_destination(batch_window_ms => 100, concurrency => 2,
+                       timeout_ms => 3000) ]}flows:
   - to: sf
     name: profile
     on: [customer.updated]

@@ -22,6 +22,8 @@ package Loyalty::Test::Pipeline;
 #   $p->held('crm')                          # the receiver's state
 #   $p->drained(@stores)                     # pending 0, retry 0
 #   $p->dlq('eu')                            # the dead letters
+#   $p->sf_destination(concurrency => 2)     # YAML of a salesforce
+#       # destination on the sandbox (after "- name: X"), see below
 
 use strict;
 use warnings;
@@ -33,7 +35,7 @@ use Time::HiRes qw(time sleep);
 
 use Loyalty::Test::Edge;
 use Loyalty::Test::Sandbox;
-use Loyalty::Test::Util qw(wait_until slurp);
+use Loyalty::Test::Util qw(wait_until slurp spew);
 use Loyalty::Test::Webhook qw(standard_request new_secret);
 use Loyalty::Test::Worker qw(write_config new_whsec temp_dir);
 
@@ -119,6 +121,25 @@ sub worker_config {
         claim_timeout_ms => 6000, claim_interval_ms => 300,
         block_ms => 200, retry_base_ms => 50, retry_cap_ms => 500,
         retry_interval_ms => 50, %o);
+}
+
+
+# The keys of a salesforce destination on the sandbox's org (client
+# credentials; the secret file written once), as YAML lines for a
+# `destinations:` entry after its `- name:`; %o adds or replaces keys.
+sub sf_destination {
+    my ($self, %o) = @_;
+    my $f = "$self->{dir}/sf.secret";
+    spew($f, "sandbox-client-secret\n", 0600) unless -e $f;
+    my %k = (type => 'salesforce',
+             url => $self->{sandbox}->url('/salesforce'),
+             auth => 'client_credentials', client_id => 'sandbox-client-id',
+             client_secret_file => $f, batch_window_ms => 50,
+             timeout_ms => 5000, %o);
+    my @first = qw(type url auth client_id client_secret_file);
+    my %seen = map { $_ => 1 } @first;
+    return join '', map { "    $_: $k{$_}\n" }
+        @first, sort grep { !$seen{$_} } keys %k;
 }
 
 
