@@ -1019,6 +1019,18 @@ function create(sb) {
         return new HttpError(400, { error: message });
     }
 
+    // { object, id | field+value } of an action: the record, or 404
+    function actionRecord(input) {
+        const name = input.object;
+        if (!name || !svc.config.objects[name]) {
+            throw badAction('object: a configured object is needed');
+        }
+        const rec = input.id ? findById(name, input.id)
+            : findByExt(name, input.field, input.value)[0];
+        if (!rec) throw new HttpError(404, { error: 'no such record' });
+        return { name, rec };
+    }
+
     svc.actions = {
         // every issued token stops working: the next call gets 401
         expire_tokens() {
@@ -1045,13 +1057,7 @@ function create(sb) {
         // { object, id | field+value, fields, user? }: a person edits the
         // record in the CRM; LastModifiedById is not the integration's
         crm_edit(input) {
-            const name = input.object;
-            if (!name || !svc.config.objects[name]) {
-                throw badAction('object: a configured object is needed');
-            }
-            const rec = input.id ? findById(name, input.id)
-                : findByExt(name, input.field, input.value)[0];
-            if (!rec) throw new HttpError(404, { error: 'no such record' });
+            const { name, rec } = actionRecord(input);
             const by = svc.userId(input.user || svc.config.crm_user);
             writeRecord(name, rec, input.fields || {}, 'crm_edit', by);
             return { id: rec.Id, by, SystemModstamp: sfTime(rec.modified) };
@@ -1060,13 +1066,7 @@ function create(sb) {
         // the CRM (or merges it into another one): it is gone, its
         // external id values are free
         crm_delete(input) {
-            const name = input.object;
-            if (!name || !svc.config.objects[name]) {
-                throw badAction('object: a configured object is needed');
-            }
-            const rec = input.id ? findById(name, input.id)
-                : findByExt(name, input.field, input.value)[0];
-            if (!rec) throw new HttpError(404, { error: 'no such record' });
+            const { name, rec } = actionRecord(input);
             const before = rec.fields;
             rec.fields = {};
             reindex(name, rec, before);
