@@ -20,6 +20,8 @@
  *                              flows, the field maps
  *   loyalty_worker_identity.c  the identity map: an event's keys -> one
  *                              person id (Lua), `conflicts ... --merge`
+ *   loyalty_worker_sf_pull.c   scheduled SOQL pulls (CRM -> loyalty),
+ *                              with _sf_pull_conf.c (`pulls`, -t)
  *   loyalty_worker_ratelimit.c shared GCRA rate limits and 429 pauses
  *                              per destination (Lua, on the cmd connection)
  *   loyalty_worker_metrics.c   Prometheus counters, GET /metrics (evhttp)
@@ -165,6 +167,9 @@ typedef struct {
 } loyalty_identity_conf_t;
 
 
+typedef struct loyalty_pull_conf_s  loyalty_pull_conf_t;   /* _sf_pull.h */
+
+
 typedef struct {
     char                 *redis;
     char                **stores;
@@ -173,6 +178,8 @@ typedef struct {
     unsigned              destinations_count;
     loyalty_flow_conf_t  *flows;
     unsigned              flows_count;
+    loyalty_pull_conf_t  *pulls;               /* scheduled SOQL pulls */
+    unsigned              pulls_count;
     uint32_t              claim_timeout_ms;
     uint32_t              claim_interval_ms;
     uint32_t              block_ms;
@@ -457,6 +464,10 @@ void loyalty_metrics_event(unsigned store, unsigned outcome);
 void loyalty_metrics_rl_wait(loyalty_dest_conf_t *dest);
 void loyalty_metrics_rl_pause(loyalty_dest_conf_t *dest);
 void loyalty_metrics_reconnect(void);
+
+/* the pulls' series (loyalty_worker_sf_pull.c) */
+struct evbuffer;
+void loyalty_pull_metrics(loyalty_conf_t *conf, struct evbuffer *b);
 
 
 /* rate limits */

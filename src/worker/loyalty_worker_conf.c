@@ -21,6 +21,7 @@
 #include <cyaml/cyaml.h>
 
 #include "loyalty_worker.h"
+#include "loyalty_worker_sf_pull.h"
 #include "loyalty_sf_jwt.h"
 #include "loyalty_sf_map.h"
 
@@ -206,6 +207,9 @@ static const cyaml_schema_field_t  loyalty_conf_fields[] = {
     CYAML_FIELD_SEQUENCE("flows", CYAML_FLAG_POINTER,
                          loyalty_conf_t, flows, &loyalty_conf_flow,
                          1, LOYALTY_FLOWS_MAX),
+    CYAML_FIELD_SEQUENCE("pulls", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         loyalty_conf_t, pulls, &loyalty_pull_conf_schema,
+                         1, 256),
     CYAML_FIELD_UINT("claim_timeout_ms", CYAML_FLAG_OPTIONAL,
                      loyalty_conf_t, claim_timeout_ms),
     CYAML_FIELD_UINT("claim_interval_ms", CYAML_FLAG_OPTIONAL,
@@ -448,6 +452,7 @@ loyalty_conf_free(loyalty_conf_t *conf)
 
     memset(conf->redis_pass, 0, sizeof(conf->redis_pass));
     loyalty_sf_conf_free(conf);
+    loyalty_pull_conf_free(conf);
 
     for (i = 0; i < conf->destinations_count; i++) {
         if (conf->destinations[i].key != NULL) {
@@ -622,7 +627,11 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
         }
     }
 
-    return loyalty_conf_flow_ids(conf, err, len);
+    if (loyalty_conf_flow_ids(conf, err, len) != LOYALTY_OK) {
+        return LOYALTY_ERROR;
+    }
+
+    return loyalty_pull_conf_check(conf, err, len);
 }
 
 

@@ -469,14 +469,20 @@ loyalty_http_start(loyalty_http_req_t *r)
 
     curl_easy_setopt(easy, CURLOPT_URL, r->url ? r->url : dest->url);
 
-    if (r->method == NULL || strcmp(r->method, "POST") == 0) {
-        curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    } else {
-        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r->method);
-    }
+    if (r->method != NULL && strcmp(r->method, "GET") == 0) {
+        /* no body, no Content-Type: a plain GET (SOQL queries) */
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
 
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r->body ? r->body : "");
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) r->body_len);
+    } else {
+        if (r->method == NULL || strcmp(r->method, "POST") == 0) {
+            curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        } else {
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r->method);
+        }
+
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) r->body_len);
+    }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) dest->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,

@@ -35,6 +35,7 @@
 #include <event2/event.h>
 
 #include "loyalty_worker.h"
+#include "loyalty_worker_sf_pull.h"
 
 
 #define LOYALTY_DEFAULT_CONF  "conf/loyalty-worker.yaml"
@@ -180,7 +181,8 @@ main(int argc, char **argv)
         || loyalty_rl_init(cycle) != LOYALTY_OK
         || loyalty_sf_init(cycle) != LOYALTY_OK
         || loyalty_metrics_init(cycle) != LOYALTY_OK
-        || loyalty_consumer_init(cycle) != LOYALTY_OK)
+        || loyalty_consumer_init(cycle) != LOYALTY_OK
+        || loyalty_pull_init(cycle) != LOYALTY_OK)
     {
         loyalty_log(LOYALTY_LOG_ERR, NULL, NULL, -1, -1,
                     "initialisation failed");
@@ -209,6 +211,7 @@ main(int argc, char **argv)
     loyalty_consumer_cleanup(cycle);
     loyalty_metrics_cleanup();
     loyalty_http_cleanup();
+    loyalty_pull_cleanup(cycle);
     loyalty_sf_cleanup(cycle);
     loyalty_rl_cleanup(cycle);
     event_free(sigterm);
@@ -291,6 +294,7 @@ loyalty_drain(loyalty_cycle_t *cycle)
     struct timeval  tv;
 
     loyalty_consumer_stop(cycle);
+    loyalty_pull_stop(cycle);
     loyalty_http_cancel_queued();
 
     tv.tv_sec = cycle->conf->shutdown_timeout_ms / 1000;

@@ -548,6 +548,8 @@ loyalty_metrics_render(loyalty_metrics_t *m, struct evbuffer *b)
         (unsigned long long)
             loyalty_identity_counts[LOYALTY_IDENTITY_AMBIGUOUS]);
 
+    loyalty_pull_metrics(conf, b);
+
     loyalty_metrics_head(b, "loyalty_worker_held_entries", "gauge",
         "Entries read and not finished yet (at most batch).");
     evbuffer_add_printf(b, "loyalty_worker_held_entries %u\n",

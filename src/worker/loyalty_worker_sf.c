@@ -893,6 +893,7 @@ void
 loyalty_sf_token_ready(loyalty_sf_t *sf)
 {
     loyalty_sf_send(sf);
+    loyalty_pull_token_ready(sf);
 }
 
 

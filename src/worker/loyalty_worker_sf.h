@@ -115,6 +115,7 @@ struct loyalty_sf_s {
     /* auth (loyalty_worker_sf_auth.c) */
     char                  token[512];      /* "" when none */
     char                  instance_url[512];
+    char                  user_id[24];     /* the token's user, "" */
     char                  key_token[160];  /* loyalty:sf:{d}:token */
     char                  key_lock[160];
     char                  key_usage[160];
@@ -142,6 +143,9 @@ void loyalty_sf_auth_cleanup(loyalty_sf_t *sf);
 
 /* a token is in sf->token: send what waited for it */
 void loyalty_sf_token_ready(loyalty_sf_t *sf);
+
+/* the scheduled pulls of this destination that wait for a token */
+void loyalty_pull_token_ready(loyalty_sf_t *sf);
 
 
 #endif /* _LOYALTY_WORKER_SF_H_INCLUDED_ */

@@ -36,19 +36,22 @@
 
 
 /* KEYS: token, lock; ARGV: consumer, lock ms.
- * {1, token, url}: cached; {2}: locked, fetch it; {0}: someone else is */
+ * {1, token, url, user}: cached; {2}: locked, fetch it; {0}: someone
+ * else is.  A token cached without its user (an older worker's) is
+ * fetched again once: the pull needs the user to see its echoes */
 static const char  loyalty_sf_get_script[] =
     "local t = redis.call('HMGET', KEYS[1], 'access_token', "
-    "                     'instance_url') "
-    "if t[1] and t[2] then return {1, t[1], t[2]} end "
+    "                     'instance_url', 'user_id') "
+    "if t[1] and t[2] and t[3] then return {1, t[1], t[2], t[3]} end "
     "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then "
     "  return {2} end "
     "return {0}";
 
-/* KEYS: token, lock; ARGV: token, url, consumer, issued */
+/* KEYS: token, lock; ARGV: token, url, consumer, issued, user id */
 static const char  loyalty_sf_store_script[] =
     "redis.call('HSET', KEYS[1], 'access_token', ARGV[1], "
-    "           'instance_url', ARGV[2], 'issued', ARGV[4]) "
+    "           'instance_url', ARGV[2], 'issued', ARGV[4], "
+    "           'user_id', ARGV[5]) "
     "if redis.call('GET', KEYS[2]) == ARGV[3] then "
     "  redis.call('DEL', KEYS[2]) end "
     "return 1";
@@ -78,6 +81,7 @@ static void loyalty_sf_auth_retry(loyalty_sf_t *sf);
 static int loyalty_sf_read_file(const char *path, char *buf, size_t len);
 static size_t loyalty_sf_form(char *dst, const char *name,
     const char *value);
+static void loyalty_sf_user_id(loyalty_sf_t *sf, const loyalty_str_t *id);
 
 
 int
@@ -231,9 +235,11 @@ loyalty_sf_auth_got(void *r, void *data)
     switch (reply->element[0]->integer) {
 
     case 1:
-        if (reply->elements != 3
+        if (reply->elements != 4
             || reply->element[1]->type != REDIS_REPLY_STRING
             || reply->element[2]->type != REDIS_REPLY_STRING
+            || reply->element[3]->type != REDIS_REPLY_STRING
+            || reply->element[3]->len >= sizeof(sf->user_id)
             || reply->element[1]->len >= sizeof(sf->token)
             || reply->element[2]->len >= sizeof(sf->instance_url))
         {
@@ -246,6 +252,8 @@ loyalty_sf_auth_got(void *r, void *data)
         memcpy(sf->instance_url, reply->element[2]->str,
                reply->element[2]->len);
         sf->instance_url[reply->element[2]->len] = '\0';
+        memcpy(sf->user_id, reply->element[3]->str, reply->element[3]->len);
+        sf->user_id[reply->element[3]->len] = '\0';
 
         sf->auth_busy = 0;
         sf->auth_backoff_ms = 0;
@@ -418,10 +426,10 @@ loyalty_sf_auth_answer(loyalty_http_req_t *r, const loyalty_http_res_t *res)
 {
     loyalty_sf_t       *sf;
     loyalty_err_t       err;
-    loyalty_str_t       body, token, url, e, desc;
+    loyalty_str_t       body, token, url, e, desc, id;
     loyalty_json_t     *json;
     loyalty_sf_pool_t   pool;
-    const char         *args[7];
+    const char         *args[8];
     char                issued[24];
 
     sf = r->data;
@@ -493,6 +501,10 @@ loyalty_sf_auth_answer(loyalty_http_req_t *r, const loyalty_http_res_t *res)
     sf->token[token.len] = '\0';
     memcpy(sf->instance_url, url.data, url.len);
     sf->instance_url[url.len] = '\0';
+
+    id.len = 0;
+    (void) loyalty_json_scalar(json, "id", &id);
+    loyalty_sf_user_id(sf, &id);
     loyalty_sf_pool_free(&pool);
 
     snprintf(issued, sizeof(issued), "%lld", (long long) time(NULL));
@@ -503,9 +515,10 @@ loyalty_sf_auth_answer(loyalty_http_req_t *r, const loyalty_http_res_t *res)
     args[3] = sf->instance_url;
     args[4] = loyalty_cycle.consumer;
     args[5] = issued;
+    args[6] = sf->user_id;
 
     (void) loyalty_consumer_eval("salesforce token store",
-                                 loyalty_sf_store_script, 2, args, 6, NULL,
+                                 loyalty_sf_store_script, 2, args, 7, NULL,
                                  NULL);
 
     sf->auth_locked = 0;
@@ -518,6 +531,41 @@ loyalty_sf_auth_answer(loyalty_http_req_t *r, const loyalty_http_res_t *res)
     if (!loyalty_cycle.stopping) {
         loyalty_sf_token_ready(sf);
     }
+}
+
+
+/*
+ * The user the token acts as: the identity URL "id" of the answer ends
+ * in /<org id>/<user id>.  Its writes are the pull's echoes.  "" when
+ * the answer has none (the pull then refuses to run).
+ */
+
+static void
+loyalty_sf_user_id(loyalty_sf_t *sf, const loyalty_str_t *id)
+{
+    size_t         i, n;
+    const u_char  *p;
+
+    sf->user_id[0] = '\0';
+
+    for (n = 0; n < id->len && id->data[id->len - 1 - n] != '/'; n++) {
+        /* void */
+    }
+
+    p = id->data + id->len - n;
+
+    if (n != 15 && n != 18) {
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (!isalnum(p[i])) {
+            return;
+        }
+    }
+
+    memcpy(sf->user_id, p, n);
+    sf->user_id[n] = '\0';
 }
 
 
