@@ -1588,9 +1588,12 @@ loyalty_consumer_route(loyalty_consumer_t *cs, loyalty_job_t *job, int submit)
     for (i = 0; i < cs->cycle->conf->flows_count; i++) {
         f = &cs->cycle->conf->flows[i];
 
-        /* a retry goes only to the flows that failed */
+        /* a retry goes only to the flows that failed; what came from
+         * Salesforce goes back there only when `from` says so */
         if (!loyalty_list_has(f->stores, f->stores_count, &store)
             || !loyalty_list_has(f->from, f->from_count, &job->ev.src)
+            || (f->from_count == 0 && f->dest->kind == LOYALTY_DEST_SALESFORCE
+                && loyalty_str_eq(&job->ev.src, "salesforce"))
             || !loyalty_list_has(f->on, f->on_count, &job->ev.type)
             || loyalty_consumer_is_done(job, f->slot)
             || ((taken[f->slot / 8] >> (f->slot % 8)) & 1))

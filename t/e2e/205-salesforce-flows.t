@@ -120,5 +120,22 @@ ok(wait_until(sub {
 is($done, 'sf:Contact', '_done holds the id of the flow served (the '
    . 'unnamed one: destination:object)');
 
+# an event from Salesforce itself (a pull, an outbound message) is not
+# written back to the org by a flow without `from`
+use Loyalty::Test::Worker qw(xadd_envelope);
+my $echo = xadd_envelope($redis, 'eu', 'evt_from_sf', src => 'salesforce',
+    type => 'points.earned', ext_id => 'cus_9',
+    data => '{"customer":{"ext_id":"cus_9"},"points":5,"balance":5}');
+ok(wait_until(sub { $w->log =~ /"event":"evt_from_sf"/ || !@{
+    $redis->cmd('XPENDING', 'loyalty:{eu}:in', 'workers', '-', '+', 10) } },
+    timeout => 10) && wait_until(sub {
+        my $g = $redis->cmd('XINFO', 'GROUPS', 'loyalty:{eu}:in');
+        my %g = @{ $g->[0] };
+        $g{'last-delivered-id'} eq $echo && $g{pending} <= 1 }, timeout => 10),
+   'the Salesforce-sourced event was read');
+sleep 0.5;
+ok(!(grep { ($_->{fields}{Loyalty_Id__c} // '') eq 'cus_9' }
+     @{ records('Contact') }), '... and not written back to the org');
+
 $w->stop;
 done_testing();
