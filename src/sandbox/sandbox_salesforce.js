@@ -3,7 +3,8 @@
 // Salesforce, as the worker sees it (docs/sandbox.md, apis.md §11): the
 // OAuth token endpoint (client credentials and JWT bearer), sObject
 // upsert by external ID, create, read, sObject Collections upsert and
-// platform event publish under /services/data/vXX.X, with
+// create (mixed types, platform events), relationships by external id
+// and platform event publish under /services/data/vXX.X, with
 // Sforce-Limit-Info, a daily API budget and injectable per-record errors.
 // Saves check unique fields, duplicate rules, validation rules, lengths
 // and types; every write stamps the system fields (SystemModstamp,
@@ -70,10 +71,15 @@ function defaultConfig() {
         objects: {
             Contact: { prefix: '003', external_ids: ['ExtId__c',
                                                      'Loyalty_Id__c'] },
-            Lead: { prefix: '00Q', external_ids: ['ExtId__c'] },
-            Account: { prefix: '001', external_ids: ['ExtId__c'] },
+            Lead: { prefix: '00Q', external_ids: ['ExtId__c',
+                                                  'Loyalty_Id__c'] },
+            Account: { prefix: '001', external_ids: ['ExtId__c',
+                                                     'Loyalty_Id__c'] },
             Loyalty_Event__c: { prefix: 'a0X',
-                                external_ids: ['Event_Id__c'] },
+                                external_ids: ['Event_Id__c'],
+                                lookups: { Contact__r: 'Contact' } },
+            // Who is polymorphic (Contact or Lead): attributes.type says
+            Task: { prefix: '00T', external_ids: ['Loyalty_Task_Id__c'] },
         },
     };
 }
@@ -517,6 +523,49 @@ function create(sb) {
         return fields;
     }
 
+    // A relationship by external id, {"Contact__r": {"attributes":
+    // {"type": "Contact"}, "Loyalty_Id__c": "v"}}, becomes the id field
+    // (Contact__c; Who -> WhoId).  A record that is not there is the
+    // per-record INVALID_FIELD "Foreign key external ID: ... not found"
+    // Salesforce answers.  -> { fields } or { error }.
+    function resolveLookups(name, fields) {
+        const out = {};
+        for (const [k, v] of Object.entries(fields)) {
+            if (!v || typeof v !== 'object' || Array.isArray(v)) {
+                out[k] = v;
+                continue;
+            }
+            const rel = Object.assign({}, v);
+            const type = (rel.attributes && rel.attributes.type)
+                || ((objectConf(name).lookups || {})[k]);
+            delete rel.attributes;
+            const keys = Object.keys(rel);
+            if (!type || !svc.config.objects[type] || keys.length !== 1) {
+                return { error: failure('INVALID_FIELD', 'Cannot resolve'
+                    + ' the relationship ' + k + ' on ' + name
+                    + (type ? '' : ': a polymorphic field needs'
+                       + ' attributes.type'), [k]) };
+            }
+            const field = keys[0];
+            const value = rel[field];
+            if (!(objectConf(type).external_ids || []).includes(field)) {
+                return { error: failure('INVALID_FIELD', 'Field ' + field
+                    + ' is not an external id field of ' + type, [k]) };
+            }
+            const found = findByExt(type, field, value);
+            if (found.length !== 1) {
+                return { error: failure('INVALID_FIELD', 'Foreign key'
+                    + ' external ID: ' + value + (found.length
+                        ? ' matches more than one record'
+                        : ' not found') + ' for field ' + field
+                    + ' in entity ' + type, []) };
+            }
+            out[k.endsWith('__r') ? k.slice(0, -3) + '__c' : k + 'Id'] =
+                found[0].Id;
+        }
+        return { fields: out };
+    }
+
     function checkFieldNames(name, fields) {
         const known = objectConf(name).fields;
         if (!known) return null;
@@ -766,6 +815,9 @@ function create(sb) {
             return fail('MISSING_ARGUMENT', field + ' not specified',
                         [field]);
         }
+        const lookups = resolveLookups(name, fields);
+        if (lookups.error) return { status: 400, error: lookups.error };
+        fields = lookups.fields;
         const badField = checkFieldNames(name, fields);
         if (badField) return { status: 400, error: badField };
         const injected = takeInjected(name, field, value);
@@ -900,15 +952,87 @@ function create(sb) {
         }));
     }
 
-    function publishEvent(ctx, name) {
-        const fields = bodyFields(ctx);
+    // A platform event goes to svc.events; its SaveResult.
+    function publish(name, fields) {
         const uuid = crypto.randomUUID();
         const id = withChecksum(sb.newId('e00', 12));
         svc.events.push({ type: name, uuid, t: Date.now(), fields });
         const errors = svc.config.enqueue_events
             ? [{ statusCode: 'OPERATION_ENQUEUED', message: uuid,
                  fields: [] }] : [];
-        return ok(201, { id, success: true, errors });
+        return { id, success: true, errors };
+    }
+
+    function publishEvent(ctx, name) {
+        return ok(201, publish(name, bodyFields(ctx)));
+    }
+
+    // One record of a create collection, not yet applied: { type,
+    // fields, event? } or { error }.
+    function planCreate(r, batch) {
+        const type = r && r.attributes && r.attributes.type;
+        if (!type) {
+            throw sfError(400, 'INVALID_TYPE', 'Each record must have'
+                          + ' attributes.type');
+        }
+        const fields = Object.assign({}, r);
+        delete fields.attributes;
+        const readOnly = readOnlyField(fields);
+        if (readOnly) return { error: readOnly };
+        if (type.endsWith('__e')) return { type, fields, event: true };
+        if (!svc.config.objects[type]) {
+            return { error: failure('INVALID_TYPE', 'sObject type \''
+                + type + '\' is not supported.', []) };
+        }
+        checkJsonTypes(type, fields);
+        const lookups = resolveLookups(type, fields);
+        if (lookups.error) return { error: lookups.error };
+        const bad = checkFieldNames(type, lookups.fields);
+        if (bad) return { error: bad };
+        const plan = { type, fields: lookups.fields };
+        const invalid = checkWrite(type, null, plan.fields, batch, plan);
+        if (invalid) return { error: invalid };
+        claimUnique(type, plan.fields, batch, plan);
+        return plan;
+    }
+
+    // POST composite/sobjects: create up to 200 records of any types,
+    // platform events included (published; OPERATION_ENQUEUED with
+    // enqueue_events), per-record SaveResults in order.
+    function createCollection(ctx) {
+        const ver = apiVersion(ctx);
+        if (ver < 42.0) {
+            throw sfError(404, 'NOT_FOUND',
+                          'The requested resource does not exist');
+        }
+        const b = ctx.json();
+        if (!b || !Array.isArray(b.records)) {
+            throw sfError(400, 'JSON_PARSER_ERROR',
+                          'records: an array is required');
+        }
+        if (b.records.length > COLLECTION_MAX) {
+            throw sfError(400, 'EXCEEDED_ID_LIMIT', 'record limit reached.'
+                          + ' cannot submit more than 200 records into this'
+                          + ' call');
+        }
+        const batch = newBatch();
+        const plans = b.records.map((r) => planCreate(r, batch));
+        const failed = plans.some((p) => p.error);
+        if (b.allOrNone === true && failed) {
+            return ok(200, plans.map((p) => ({
+                id: null, success: false,
+                errors: [p.error || { statusCode: 'ALL_OR_NONE_OPERATION_'
+                                                  + 'ROLLED_BACK',
+                                      message: ROLLED_BACK, fields: [] }],
+            })));
+        }
+        return ok(200, plans.map((p) => {
+            if (p.error) return { id: null, success: false, errors: [p.error] };
+            if (p.event) return publish(p.type, p.fields);
+            const w = writeRecord(p.type, null, p.fields, 'collection',
+                                  actorOf(ctx));
+            return { id: w.rec.Id, success: true, errors: [] };
+        }));
     }
 
     function createRecord(ctx) {
@@ -922,9 +1046,11 @@ function create(sb) {
         const bad = checkFieldNames(obj, fields);
         if (bad) throw sfError(400, bad.statusCode, bad.message, bad.fields);
         checkJsonTypes(obj, fields);
-        const invalid = checkWrite(obj, null, fields, newBatch());
+        const lookups = resolveLookups(obj, fields);
+        if (lookups.error) throw planError(400, lookups.error);
+        const invalid = checkWrite(obj, null, lookups.fields, newBatch());
         if (invalid) throw planError(400, invalid);
-        const { rec } = writeRecord(obj, null, fields, 'create',
+        const { rec } = writeRecord(obj, null, lookups.fields, 'create',
                                     actorOf(ctx));
         return ok(201, { id: rec.Id, success: true, errors: [] });
     }
@@ -1011,6 +1137,7 @@ function create(sb) {
         ['GET', D + '/sobjects/:obj/:field/:value', getByExt],
         ['PATCH', D + '/sobjects/:obj/:field/:value', upsertOne],
         ['PATCH', D + '/composite/sobjects/:obj/:field', upsertCollection],
+        ['POST', D + '/composite/sobjects', createCollection],
     ];
 
     // --- control --------------------------------------------------------

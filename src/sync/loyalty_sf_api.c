@@ -54,6 +54,19 @@ loyalty_sf_classify(const loyalty_str_t *code, const loyalty_str_t *message)
         }
     }
 
+    /*
+     * A lookup by external id to a record that is not there yet (the
+     * customer's own event is behind this one, or still retried):
+     * INVALID_FIELD "Foreign key external ID: v not found for field F
+     * in entity Contact".  Retried: the record may come; max_attempts
+     * ends it with this message.
+     */
+    if (message != NULL && loyalty_str_eq(code, "INVALID_FIELD")
+        && loyalty_sf_contains(message, "Foreign key external ID"))
+    {
+        return LOYALTY_SF_TRANSIENT;
+    }
+
     /* a lock inside a flow or trigger comes wrapped in another code */
     if (message != NULL && loyalty_sf_contains(message, "UNABLE_TO_LOCK_ROW"))
     {

@@ -65,7 +65,8 @@ loyalty_sf_map_apply(const loyalty_sf_map_field_t *map, size_t n,
     k = 0;
 
     for (i = 0; i < n; i++) {
-        v = loyalty_json_path(data, map[i].from);
+        v = (map[i].constant != NULL) ? (loyalty_json_t *) map[i].constant
+                                      : loyalty_json_path(data, map[i].from);
         if (v == NULL) {
             continue;
         }
@@ -93,7 +94,8 @@ loyalty_sf_map_apply(const loyalty_sf_map_field_t *map, size_t n,
             m->status = LOYALTY_SF_INVALID;
             snprintf(m->reason, sizeof(m->reason),
                      "%.80s (%s from %.80s): %.127s", map[i].field,
-                     loyalty_sf_type_name(map[i].type.type), map[i].from,
+                     loyalty_sf_type_name(map[i].type.type),
+                     map[i].from ? map[i].from : "value",
                      err.msg);
             invalid = 1;
             continue;
@@ -105,4 +107,42 @@ loyalty_sf_map_apply(const loyalty_sf_map_field_t *map, size_t n,
     *n_out = k;
 
     return invalid ? LOYALTY_DECLINED : LOYALTY_OK;
+}
+
+
+void
+loyalty_sf_mapped_write(loyalty_jw_t *w, const loyalty_sf_mapped_t *m)
+{
+    loyalty_str_t  name;
+
+    name.data = (u_char *) m->map->field;
+    name.len = strlen(m->map->field);
+
+    if (m->map->lookup_object == NULL) {
+        loyalty_sf_value_write(w, &name, &m->value);
+        return;
+    }
+
+    /* never null: -t refuses nullable on a lookup */
+    loyalty_jw_name(w, &name);
+    loyalty_jw_object(w, NULL);
+    loyalty_jw_object(w, "attributes");
+    loyalty_jw_cstr(w, "type", m->map->lookup_object);
+    loyalty_jw_end(w);
+
+    name.data = (u_char *) m->map->lookup_external_id;
+    name.len = strlen(m->map->lookup_external_id);
+    loyalty_sf_value_write(w, &name, &m->value);
+    loyalty_jw_end(w);
+}
+
+
+int
+loyalty_sf_is_event(const char *object)
+{
+    size_t  n;
+
+    n = strlen(object);
+
+    return n > 3 && strcmp(object + n - 3, "__e") == 0;
 }

@@ -36,6 +36,12 @@ typedef struct {
     const char                *from;      /* path in the event's data */
     loyalty_sf_field_type_t    type;
     loyalty_sf_owner_e         owner;
+    /* a lookup by external id: "Contact__r": {"attributes":{"type":
+     * "Contact"},"Loyalty_Id__c":"v"}; NULL for a plain field */
+    const char                *lookup_object;
+    const char                *lookup_external_id;
+    /* a fixed value (RecordTypeId, Status) instead of from; or NULL */
+    const loyalty_json_t      *constant;
 } loyalty_sf_map_field_t;
 
 
@@ -68,6 +74,17 @@ const char *loyalty_sf_owner_name(loyalty_sf_owner_e owner);
 int loyalty_sf_map_apply(const loyalty_sf_map_field_t *map, size_t n,
     loyalty_sf_direction_e dir, const loyalty_json_t *data,
     const loyalty_alloc_t *a, loyalty_sf_mapped_t *out, size_t *n_out);
+
+/*
+ * The member of one mapped value in a record body: "Field": value, or
+ * for a lookup "Rel": {"attributes":{"type":"Obj"},"ExtId__c":"value"}
+ * (the type is what a polymorphic lookup such as Task.Who needs, and
+ * any lookup accepts).
+ */
+void loyalty_sf_mapped_write(loyalty_jw_t *w, const loyalty_sf_mapped_t *m);
+
+/* 1 for a platform event object ("Loyalty_Update__e"): published */
+int loyalty_sf_is_event(const char *object);
 
 /* 1 when a flow in direction dir may write a field owned by owner */
 int loyalty_sf_may_write(loyalty_sf_owner_e owner,

@@ -112,6 +112,14 @@ typedef struct {
 } loyalty_dest_conf_t;
 
 
+/* a field map entry's `lookup`: a relationship by external id */
+
+typedef struct {
+    char                 *object;
+    char                 *external_id;
+} loyalty_lookup_conf_t;
+
+
 /* one entry of a salesforce flow's `fields` */
 
 typedef struct {
@@ -127,7 +135,23 @@ typedef struct {
     char                **values;
     unsigned              values_count;
     char                 *country;
+    loyalty_lookup_conf_t *lookup;
+    char                 *value;               /* fixed, instead of from */
+    void                 *constant;            /* value as loyalty_json_t */
 } loyalty_field_conf_t;
+
+
+/* a flow's `lifecycle`: another object until one of `until` happened */
+
+typedef struct {
+    char                 *object;              /* Lead */
+    char                 *external_id;         /* default: the flow's */
+    char                **until;               /* event types */
+    unsigned              until_count;
+    loyalty_field_conf_t *converted;           /* { field, value } */
+    unsigned              converted_count;
+    void                 *map;                 /* converted, as a map */
+} loyalty_lifecycle_conf_t;
 
 
 typedef struct {
@@ -147,6 +171,8 @@ typedef struct {
     char                 *key;                 /* ext_id, store_cid, ... */
     loyalty_field_conf_t *fields;
     unsigned              fields_count;
+    int                   append;              /* ledger: no delta */
+    loyalty_lifecycle_conf_t *lifecycle;
 
     loyalty_dest_conf_t  *dest;                /* resolved from "to" */
     unsigned              slot;                /* its bit in job->done */

@@ -118,12 +118,21 @@ static const cyaml_schema_value_t  loyalty_conf_dest = {
 };
 
 
+static const cyaml_schema_field_t  loyalty_conf_lookup_fields[] = {
+    CYAML_FIELD_STRING_PTR("object", CYAML_FLAG_POINTER,
+                           loyalty_lookup_conf_t, object, 1, 128),
+    CYAML_FIELD_STRING_PTR("external_id", CYAML_FLAG_POINTER,
+                           loyalty_lookup_conf_t, external_id, 1, 128),
+    CYAML_FIELD_END
+};
+
+
 static const cyaml_schema_field_t  loyalty_conf_field_fields[] = {
     CYAML_FIELD_STRING_PTR("field", CYAML_FLAG_POINTER,
                            loyalty_field_conf_t, field, 1, 128),
-    CYAML_FIELD_STRING_PTR("from", CYAML_FLAG_POINTER,
+    CYAML_FIELD_STRING_PTR("from", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_field_conf_t, from, 1, 256),
-    CYAML_FIELD_STRING_PTR("type", CYAML_FLAG_POINTER,
+    CYAML_FIELD_STRING_PTR("type", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_field_conf_t, type, 1, 32),
     CYAML_FIELD_STRING_PTR("owner", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_field_conf_t, owner, 1, 32),
@@ -143,6 +152,12 @@ static const cyaml_schema_field_t  loyalty_conf_field_fields[] = {
     CYAML_FIELD_STRING_PTR("country",
                            CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            loyalty_field_conf_t, country, 2, 2),
+    CYAML_FIELD_MAPPING_PTR("lookup",
+                            CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            loyalty_field_conf_t, lookup,
+                            loyalty_conf_lookup_fields),
+    CYAML_FIELD_STRING_PTR("value", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_field_conf_t, value, 0, 1024),
     CYAML_FIELD_END
 };
 
@@ -150,6 +165,23 @@ static const cyaml_schema_field_t  loyalty_conf_field_fields[] = {
 static const cyaml_schema_value_t  loyalty_conf_field = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, loyalty_field_conf_t,
                         loyalty_conf_field_fields),
+};
+
+
+static const cyaml_schema_field_t  loyalty_conf_lifecycle_fields[] = {
+    CYAML_FIELD_STRING_PTR("object", CYAML_FLAG_POINTER,
+                           loyalty_lifecycle_conf_t, object, 1, 128),
+    CYAML_FIELD_STRING_PTR("external_id",
+                           CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           loyalty_lifecycle_conf_t, external_id, 1, 128),
+    CYAML_FIELD_SEQUENCE("until", CYAML_FLAG_POINTER,
+                         loyalty_lifecycle_conf_t, until,
+                         &loyalty_conf_string, 1, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("converted",
+                         CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         loyalty_lifecycle_conf_t, converted,
+                         &loyalty_conf_field, 1, 50),
+    CYAML_FIELD_END
 };
 
 
@@ -177,6 +209,12 @@ static const cyaml_schema_field_t  loyalty_conf_flow_fields[] = {
     CYAML_FIELD_SEQUENCE("fields", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          loyalty_flow_conf_t, fields, &loyalty_conf_field,
                          1, 500),
+    CYAML_FIELD_BOOL("append", CYAML_FLAG_OPTIONAL,
+                     loyalty_flow_conf_t, append),
+    CYAML_FIELD_MAPPING_PTR("lifecycle",
+                            CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            loyalty_flow_conf_t, lifecycle,
+                            loyalty_conf_lifecycle_fields),
     CYAML_FIELD_END
 };
 
@@ -587,9 +625,12 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
                 return LOYALTY_ERROR;
             }
 
-        } else if (f->object || f->external_id || f->key || f->fields) {
-            snprintf(err, len, "flows[%u]: object, external_id, key and "
-                     "fields are for salesforce destinations", i);
+        } else if (f->object || f->external_id || f->key || f->fields
+                   || f->append || f->lifecycle)
+        {
+            snprintf(err, len, "flows[%u]: object, external_id, key, "
+                     "fields, append and lifecycle are for salesforce "
+                     "destinations", i);
             return LOYALTY_ERROR;
         }
 

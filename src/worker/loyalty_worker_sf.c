@@ -14,7 +14,10 @@
  * in stream order.  Per-record results map back to their deliveries.
  *
  * Upsert by external id is idempotent: a retry, or a delivery repeated
- * after a crash, writes the same values to the same record.
+ * after a crash, writes the same values to the same record.  Platform
+ * events (NAME__e) are published with the create collection instead;
+ * a lifecycle flow's record goes to the object its person is at
+ * (loyalty_worker_sf_lifecycle.c).
  *
  * Delta and ordering: loyalty:state:{<dest>:<object>:<key>} keeps,
  * per field, "<event time>|<hash of the value>" of the last write.
@@ -61,14 +64,20 @@ static const char  loyalty_sf_usage_script[] =
 
 
 /*
- * KEYS: state, lock; ARGV: consumer, lease ms, "F h t F h t" (field,
- * value hash, the time of the event the value comes from).  -1 when
- * another worker holds the lease; else per field 0 send, 1 unchanged,
- * 2 older than the stored value.  A value already there from an older
- * event takes the newer time, so a later-arriving older event cannot
- * overwrite it.  Nothing to send: the lease is freed.
+
+ * KEYS: state, lock, lifecycle; ARGV: consumer, lease ms, "F h t F h t"
+ * (field, value hash, the time of the event the value comes from), "1"
+ * for a Lead.  -2 when that Lead's person was promoted (its record is
+ * the Contact now); -1 when another worker holds the lease; else per
+ * field 0 send, 1 unchanged, 2 older than the stored value.  A value
+ * already there from an older event takes the newer time, so a
+ * later-arriving older event cannot overwrite it.  Nothing to send:
+ * the lease is freed.
  */
 static const char  loyalty_sf_check_script[] =
+    "if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[3], 'by') == 1 then "
+    "  return -2 "
+    "end "
     "if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then "
     "  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end "
     "  redis.call('PEXPIRE', KEYS[2], ARGV[2]) "
@@ -110,6 +119,7 @@ static const char  loyalty_sf_commit_script[] =
 
 
 static void loyalty_sf_item_free(loyalty_sf_item_t *it);
+static void loyalty_sf_busy_del(loyalty_sf_item_t *it);
 static void loyalty_sf_call_unlink(loyalty_sf_call_t *c);
 static int loyalty_sf_delta_prepare(loyalty_sf_item_t *it);
 static void loyalty_sf_check(loyalty_sf_call_t *c);
@@ -288,7 +298,6 @@ static void
 loyalty_sf_add(loyalty_job_t *job, loyalty_flow_conf_t *flow)
 {
     size_t                i, n;
-    loyalty_sf_t         *sf;
     loyalty_err_t         err;
     loyalty_json_t       *data;
     loyalty_sf_item_t    *it;
@@ -296,7 +305,6 @@ loyalty_sf_add(loyalty_job_t *job, loyalty_flow_conf_t *flow)
     char                  error[400];
 
     dest = flow->dest;
-    sf = dest->sf;
 
     it = calloc(1, sizeof(loyalty_sf_item_t));
     if (it == NULL) {
@@ -325,7 +333,8 @@ loyalty_sf_add(loyalty_job_t *job, loyalty_flow_conf_t *flow)
 
     if (it->key == NULL) {
         snprintf(error, sizeof(error), "salesforce: the event has no %s "
-                 "for %s.%s", flow->key, flow->object, flow->external_id);
+                 "for %s.%s", flow->key ? flow->key : "id", flow->object,
+                 flow->external_id ? flow->external_id : "Id");
         loyalty_log(LOYALTY_LOG_WARN, job, dest->name, -1, -1, "%s", error);
         loyalty_sf_item_free(it);
         loyalty_sf_fail(job, flow, 1, error);
@@ -382,24 +391,87 @@ loyalty_sf_add(loyalty_job_t *job, loyalty_flow_conf_t *flow)
         }
     }
 
-    if (loyalty_sf_delta_prepare(it) != LOYALTY_OK) {
-        loyalty_sf_item_free(it);
-        loyalty_sf_fail(job, flow, 0, "out of memory");
+    it->object = flow->object;
+    it->external_id = flow->external_id;
+    it->nostate = flow->append ? 1 : 0;
+
+    if (flow->lifecycle != NULL) {
+        /* Lead or Contact: Redis knows whether the person converted */
+        loyalty_sf_lifecycle_submit(it);
         return;
     }
 
-    it->added_ms = loyalty_now_ms();
+    loyalty_sf_enqueue(it, 0);
+}
 
-    if (sf->tail == NULL) {
-        sf->head = it;
-    } else {
-        sf->tail->next = it;
+
+void
+loyalty_sf_enqueue(loyalty_sf_item_t *it, int front)
+{
+    loyalty_sf_t  *sf;
+
+    sf = it->flow->dest->sf;
+
+    if (loyalty_sf_delta_prepare(it) != LOYALTY_OK) {
+        loyalty_sf_item_fail(it, 0, "out of memory");
+        return;
     }
 
-    sf->tail = it;
+    /* a record that goes on (a Lead marked, a Lead found promoted) is
+     * out of its call: its key is not being written any more */
+    loyalty_sf_busy_del(it);
+
+    it->added_ms = loyalty_now_ms();
+    it->call = NULL;
+    it->locked = 0;
+    it->next = NULL;
+
+    if (front) {
+        /* a record that goes on keeps its place before later writes */
+        it->next = sf->head;
+        sf->head = it;
+        if (sf->tail == NULL) {
+            sf->tail = it;
+        }
+
+    } else {
+        if (sf->tail == NULL) {
+            sf->head = it;
+        } else {
+            sf->tail->next = it;
+        }
+
+        sf->tail = it;
+    }
+
     sf->pending++;
 
     loyalty_sf_schedule(sf);
+}
+
+
+void
+loyalty_sf_item_fail(loyalty_sf_item_t *it, int permanent, const char *error)
+{
+    loyalty_outcome_t  o;
+
+    memset(&o, 0, sizeof(o));
+
+    if (loyalty_cycle.stopping) {
+        /* as loyalty_sf_cancel: it stays pending, claimed later */
+        o.abandoned = 1;
+
+    } else {
+        o.permanent = permanent;
+        o.error = error;
+        loyalty_metrics_delivery(it->flow->dest, permanent
+                                 ? LOYALTY_DELIVERY_PERMANENT
+                                 : LOYALTY_DELIVERY_TRANSIENT, 0);
+    }
+
+    /* its coalesced events (a Lead decided again) share the outcome */
+    loyalty_sf_item_done(it, &o, 0);
+    loyalty_sf_item_free(it);
 }
 
 
@@ -423,8 +495,7 @@ loyalty_sf_fail(loyalty_job_t *job, loyalty_flow_conf_t *flow,
 static void
 loyalty_sf_item_free(loyalty_sf_item_t *it)
 {
-    loyalty_sf_t       *sf;
-    loyalty_sf_item_t **pp, *r, *next;
+    loyalty_sf_item_t  *r, *next;
 
     /* the record's values may point into its riders' pools */
     for (r = it->riders; r != NULL; r = next) {
@@ -433,20 +504,32 @@ loyalty_sf_item_free(loyalty_sf_item_t *it)
         free(r);
     }
 
-    if (it->busy) {
-        sf = it->flow->dest->sf;
-        pp = &sf->busy[loyalty_sf_key_hash(it->key)
-                       & (LOYALTY_SF_BUSY_BUCKETS - 1)];
-
-        while (*pp != it) {
-            pp = &(*pp)->busy_next;
-        }
-
-        *pp = it->busy_next;
-    }
-
+    loyalty_sf_busy_del(it);
     loyalty_sf_pool_free(&it->pool);
     free(it);
+}
+
+
+static void
+loyalty_sf_busy_del(loyalty_sf_item_t *it)
+{
+    loyalty_sf_t       *sf;
+    loyalty_sf_item_t **pp;
+
+    if (!it->busy) {
+        return;
+    }
+
+    sf = it->flow->dest->sf;
+    pp = &sf->busy[loyalty_sf_key_hash(it->key)
+                   & (LOYALTY_SF_BUSY_BUCKETS - 1)];
+
+    while (*pp != it) {
+        pp = &(*pp)->busy_next;
+    }
+
+    *pp = it->busy_next;
+    it->busy = 0;
 }
 
 
@@ -472,7 +555,11 @@ loyalty_sf_key(loyalty_job_t *job, loyalty_flow_conf_t *flow,
     person.len = (job->id_state == LOYALTY_IDENTITY_OK)
                  ? strlen(job->person) : 0;
 
-    if (strcmp(flow->key, "ext_id") == 0) {
+    if (flow->key == NULL) {
+        /* a platform event: no record, the event id names it */
+        v = &ev->id;
+
+    } else if (strcmp(flow->key, "ext_id") == 0) {
         v = &ev->ext_id;
 
     } else if (strcmp(flow->key, "person") == 0) {
@@ -674,14 +761,23 @@ loyalty_sf_flush(loyalty_sf_t *sf)
         next = it->next;
 
         /* one object and external id field per call */
-        if (c->n > 0 && c->items[0]->flow != it->flow) {
+        if (c->n > 0 && (c->items[0]->flow != it->flow
+                         || strcmp(c->items[0]->object, it->object) != 0))
+        {
             prev = it;
             continue;
         }
 
         busy = loyalty_sf_key_busy(sf, it->key);
 
-        if (busy != NULL && (busy->call != c || busy->flow != it->flow)) {
+        /* a lifecycle's Lead writes (which may be decided again, each
+         * value with its own time), marking and promotion are writes
+         * of their own */
+        if (busy != NULL && (busy->call != c || busy->flow != it->flow
+                             || strcmp(busy->object, it->object) != 0
+                             || busy->phase != LOYALTY_SF_LC_NONE
+                             || it->phase != LOYALTY_SF_LC_NONE))
+        {
             /* written by a call in flight: the next call */
             prev = it;
             continue;
@@ -900,6 +996,7 @@ loyalty_sf_token_ready(loyalty_sf_t *sf)
 static int
 loyalty_sf_build(loyalty_sf_call_t *c)
 {
+    int                   event;
     size_t                i, j, n;
     loyalty_sf_t         *sf;
     loyalty_jw_t          w;
@@ -912,6 +1009,7 @@ loyalty_sf_build(loyalty_sf_call_t *c)
 
     sf = c->sf;
     flow = c->items[0]->flow;
+    event = (c->items[0]->external_id == NULL);
 
     free(c->url);
     free(c->body);
@@ -920,49 +1018,56 @@ loyalty_sf_build(loyalty_sf_call_t *c)
     c->body = NULL;
     c->req.headers = NULL;
 
-    n = strlen(sf->instance_url) + strlen(flow->object)
-        + strlen(flow->external_id) + strlen(sf->dest->api_version) + 64;
+    n = strlen(sf->instance_url) + strlen(c->items[0]->object)
+        + (event ? 0 : strlen(c->items[0]->external_id))
+        + strlen(sf->dest->api_version) + 64;
 
     c->url = malloc(n);
     if (c->url == NULL) {
         return LOYALTY_ERROR;
     }
 
-    snprintf(c->url, n, "%s/services/data/v%s/composite/sobjects/%s/%s",
-             sf->instance_url, sf->dest->api_version, flow->object,
-             flow->external_id);
+    if (event) {
+        /* platform events are published: a create collection */
+        snprintf(c->url, n, "%s/services/data/v%s/composite/sobjects",
+                 sf->instance_url, sf->dest->api_version);
+
+    } else {
+        snprintf(c->url, n, "%s/services/data/v%s/composite/sobjects/%s/%s",
+                 sf->instance_url, sf->dest->api_version,
+                 c->items[0]->object, c->items[0]->external_id);
+    }
 
     loyalty_sf_pool_init(&pool);
     loyalty_jw_init(&w, &pool.alloc, 256 * c->n + 64);
 
-    object.data = (u_char *) flow->object;
-    object.len = strlen(flow->object);
-    name.data = (u_char *) flow->external_id;
-    name.len = strlen(flow->external_id);
+    (void) flow;
+    object.data = (u_char *) c->items[0]->object;
+    object.len = strlen(c->items[0]->object);
 
     loyalty_sf_collection_begin(&w, 0);
 
     for (i = 0; i < c->n; i++) {
         it = c->items[i];
-        key.data = (u_char *) it->key;
-        key.len = strlen(it->key);
-
         loyalty_sf_record_begin(&w, &object);
-        loyalty_jw_name(&w, &name);
-        loyalty_jw_str(&w, NULL, &key);
+
+        if (!event) {
+            name.data = (u_char *) it->external_id;
+            name.len = strlen(it->external_id);
+            key.data = (u_char *) it->key;
+            key.len = strlen(it->key);
+            loyalty_jw_name(&w, &name);
+            loyalty_jw_str(&w, NULL, &key);
+        }
 
         for (j = 0; j < it->nmapped; j++) {
             if (it->mapped[j].status != LOYALTY_SF_MAPPED || it->skip[j]) {
                 continue;
             }
 
-            name.data = (u_char *) it->mapped[j].map->field;
-            name.len = strlen(it->mapped[j].map->field);
-            loyalty_sf_value_write(&w, &name, &it->mapped[j].value);
+            loyalty_sf_mapped_write(&w, &it->mapped[j]);
         }
 
-        name.data = (u_char *) flow->external_id;
-        name.len = strlen(flow->external_id);
         loyalty_sf_record_end(&w);
     }
 
@@ -999,7 +1104,7 @@ loyalty_sf_build(loyalty_sf_call_t *c)
     }
 
     c->req.dest = sf->dest;
-    c->req.method = "PATCH";
+    c->req.method = event ? "POST" : "PATCH";
     c->req.url = c->url;
     c->req.headers = list;
     c->req.body = c->body;
@@ -1226,10 +1331,21 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
         case LOYALTY_SF_SUCCESS:
             o.ok = 1;
             o.error = NULL;
-            loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_SUCCESS, us);
             loyalty_log(LOYALTY_LOG_INFO, it->job, dest->name, (int) status,
-                        (long) (us / 1000), "upserted %s",
-                        it->flow->object);
+                        (long) (us / 1000), "%s %s",
+                        it->external_id ? "upserted" : "published",
+                        it->object);
+
+            if (it->flow->lifecycle != NULL) {
+                loyalty_sf_commit(it, 1);
+
+                if (loyalty_sf_lifecycle_written(it)) {
+                    /* the Lead is marked: now the Contact */
+                    continue;
+                }
+            }
+
+            loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_SUCCESS, us);
             break;
 
         case LOYALTY_SF_PERMANENT:
@@ -1241,7 +1357,7 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
             loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_PERMANENT, us);
             loyalty_log(LOYALTY_LOG_WARN, it->job, dest->name, (int) status,
                         (long) (us / 1000), "%s refused (%s): %.*s",
-                        it->flow->object, loyalty_sf_class_name(cls),
+                        it->object, loyalty_sf_class_name(cls),
                         rs ? (int) (rs->code.len > 60 ? 60 : rs->code.len)
                            : 0, rs ? loyalty_sf_p(rs->code) : "");
             break;
@@ -1256,7 +1372,7 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
                 loyalty_log(LOYALTY_LOG_WARN, it->job, dest->name,
                             (int) status, (long) (us / 1000),
                             "%s not written (transient): %.*s",
-                            it->flow->object,
+                            it->object,
                             (int) (rs->code.len > 60 ? 60 : rs->code.len),
                             loyalty_sf_p(rs->code));
             }
@@ -1312,13 +1428,15 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
     }
 
     len = strlen(it->flow->dest->name)
-          + strlen(it->flow->object) + strlen(it->key) + 32;
+          + strlen(it->object) + strlen(it->key) + 32;
 
     it->state = loyalty_sf_palloc(&it->pool, len);
     it->lock = loyalty_sf_palloc(&it->pool, len);
     /* room for every field of the map: later events of the record may
-     * be coalesced into it (loyalty_sf_merge) */
-    n = it->flow->fields_count;
+     * be coalesced into it (loyalty_sf_merge); a Lead's marking has
+     * its own fields */
+    n = it->flow->fields_count > it->nmapped ? it->flow->fields_count
+                                             : it->nmapped;
     it->skip = loyalty_sf_palloc(&it->pool, n + 1);
     it->hashes = loyalty_sf_palloc(&it->pool, 17 * n + 1);
     it->ftimes = loyalty_sf_palloc(&it->pool, 25 * n + 1);
@@ -1332,14 +1450,19 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
     /* one state per record whatever store the event came from: two
      * stores' events for one person are ordered against each other */
     snprintf(it->state, len, "loyalty:state:{%s:%s:%s}",
-             it->flow->dest->name, it->flow->object, it->key);
+             it->flow->dest->name, it->object, it->key);
     snprintf(it->lock, len, "%s:lock", it->state);
 
     memset(it->skip, 0, n + 1);
 
     for (i = 0; i < it->nmapped; i++) {
         m = &it->mapped[i];
-        memcpy(it->ftimes + 25 * i, it->time, 25);
+
+        /* a value the promoted Contact takes from its Lead keeps the
+         * time of its own event */
+        memcpy(it->ftimes + 25 * i,
+               it->phase == LOYALTY_SF_LC_PROMOTE && it->lc_time[i]
+               ? it->lc_time[i] : it->time, 25);
 
         /* FNV-1a 64 of the kind and the canonical text */
         h = 14695981039346656037ULL;
@@ -1364,7 +1487,7 @@ loyalty_sf_check(loyalty_sf_call_t *c)
 {
     size_t              i, j, len, off;
     loyalty_sf_item_t  *it;
-    const char         *args[6];
+    const char         *args[7];
     char               *pairs, lease[24];
 
     c->checking = 1;     /* held until every script is sent */
@@ -1385,8 +1508,9 @@ loyalty_sf_check(loyalty_sf_call_t *c)
             }
         }
 
-        if (len == 1) {
-            /* nothing mapped: the external id alone, no state */
+        if (len == 1 || it->nostate) {
+            /* nothing mapped (the external id alone), or one record per
+             * event (append, platform events): no state */
             continue;
         }
 
@@ -1405,14 +1529,17 @@ loyalty_sf_check(loyalty_sf_call_t *c)
             }
         }
 
+        /* a Lead is written only while its person is not promoted */
         args[0] = it->state;
         args[1] = it->lock;
-        args[2] = loyalty_cycle.consumer;
-        args[3] = lease;
-        args[4] = pairs;
+        args[2] = it->phase == LOYALTY_SF_LC_LEAD ? it->lc_key : it->state;
+        args[3] = loyalty_cycle.consumer;
+        args[4] = lease;
+        args[5] = pairs;
+        args[6] = it->phase == LOYALTY_SF_LC_LEAD ? "1" : "0";
 
         if (loyalty_consumer_eval("salesforce delta",
-                                  loyalty_sf_check_script, 2, args, 5,
+                                  loyalty_sf_check_script, 3, args, 7,
                                   loyalty_sf_checked, it)
             != LOYALTY_OK)
         {
@@ -1446,6 +1573,9 @@ loyalty_sf_checked(void *r, void *data)
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         it->verdict = LOYALTY_SF_DELTA_ERROR;
 
+    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == -2) {
+        it->verdict = LOYALTY_SF_DELTA_PROMOTED;
+
     } else if (reply->type == REDIS_REPLY_INTEGER) {
         it->verdict = LOYALTY_SF_DELTA_LOCKED;
         dest->sf_skipped[LOYALTY_SF_SKIP_LOCKED]++;
@@ -1475,7 +1605,7 @@ loyalty_sf_checked(void *r, void *data)
                 dest->sf_skipped[LOYALTY_SF_SKIP_OLDER]++;
                 loyalty_log(LOYALTY_LOG_INFO, it->job, dest->name, -1, -1,
                             "%s.%s not written: a newer value is there",
-                            it->flow->object, it->mapped[i].map->field);
+                            it->object, it->mapped[i].map->field);
             } else {
                 dest->sf_skipped[LOYALTY_SF_SKIP_UNCHANGED]++;
             }
@@ -1523,6 +1653,21 @@ loyalty_sf_checked_all(loyalty_sf_call_t *c)
             continue;
         }
 
+        if (it->verdict == LOYALTY_SF_DELTA_PROMOTED) {
+            /* decided again: it goes to the Contact (its key stays
+             * busy until then) */
+            it->call = NULL;
+            loyalty_sf_lifecycle_submit(it);
+            continue;
+        }
+
+        if (it->verdict == LOYALTY_SF_DELTA_UNCHANGED
+            && it->flow->lifecycle != NULL
+            && loyalty_sf_lifecycle_written(it))
+        {
+            continue;
+        }
+
         memset(&o, 0, sizeof(o));
 
         switch (it->verdict) {
@@ -1532,7 +1677,7 @@ loyalty_sf_checked_all(loyalty_sf_call_t *c)
             dest->sf_skipped[LOYALTY_SF_SKIP_RECORD]++;
             loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_SUCCESS, 0);
             loyalty_log(LOYALTY_LOG_INFO, it->job, dest->name, -1, -1,
-                        "unchanged %s: not sent", it->flow->object);
+                        "unchanged %s: not sent", it->object);
             break;
 
         case LOYALTY_SF_DELTA_LOCKED:
@@ -1542,7 +1687,7 @@ loyalty_sf_checked_all(loyalty_sf_call_t *c)
             loyalty_metrics_delivery(dest, LOYALTY_DELIVERY_TRANSIENT, 0);
             loyalty_log(LOYALTY_LOG_INFO, it->job, dest->name, -1, -1,
                         "%s locked by another worker: retry",
-                        it->flow->object);
+                        it->object);
             break;
 
         default:

@@ -22,7 +22,19 @@ enum {
     LOYALTY_SF_DELTA_SEND = 0,
     LOYALTY_SF_DELTA_UNCHANGED,         /* nothing left to send */
     LOYALTY_SF_DELTA_LOCKED,            /* another worker writes it */
-    LOYALTY_SF_DELTA_ERROR              /* Redis did not answer */
+    LOYALTY_SF_DELTA_ERROR,             /* Redis did not answer */
+    LOYALTY_SF_DELTA_PROMOTED           /* a Lead whose person became a
+                                           Contact meanwhile */
+};
+
+
+/* where a lifecycle flow's record goes (loyalty_worker_sf_lifecycle.c) */
+enum {
+    LOYALTY_SF_LC_NONE = 0,             /* the flow's object */
+    LOYALTY_SF_LC_LEAD,                 /* before any `until` event */
+    LOYALTY_SF_LC_CONVERT,              /* the Lead marked converted */
+    LOYALTY_SF_LC_PROMOTE               /* first Contact write: the full
+                                           profile */
 };
 
 
@@ -62,7 +74,20 @@ struct loyalty_sf_item_s {
     loyalty_sf_call_t    *call;            /* while its script runs */
     u_char               *skip;            /* per mapped: 1 unchanged,
                                               2 older: not sent */
-    unsigned              verdict:2;       /* LOYALTY_SF_DELTA_* */
+    const char           *object;          /* flow's, or lifecycle's */
+    const char           *external_id;     /* NULL: platform event */
+    char                 *lc_key;          /* loyalty:{S}:lifecycle:...,
+                                              then the Lead's state and
+                                              lease keys */
+    size_t                lc_keys_len;     /* room of each */
+    loyalty_sf_mapped_t  *lc_mapped;       /* the event's, while the
+                                              Lead is marked converted */
+    size_t                lc_nmapped;
+    const char          **lc_time;         /* per mapped: the time of a
+                                              value taken from the Lead */
+    unsigned              phase:3;         /* LOYALTY_SF_LC_* */
+    unsigned              nostate:1;       /* append, events: no delta */
+    unsigned              verdict:3;       /* LOYALTY_SF_DELTA_* */
     unsigned              locked:1;        /* we hold the record lease */
     unsigned              busy:1;          /* in sf->busy */
     loyalty_sf_pool_t     pool;
@@ -146,6 +171,19 @@ void loyalty_sf_token_ready(loyalty_sf_t *sf);
 
 /* the scheduled pulls of this destination that wait for a token */
 void loyalty_pull_token_ready(loyalty_sf_t *sf);
+
+/* a mapped record joins the destination's list (front: it goes first) */
+void loyalty_sf_enqueue(loyalty_sf_item_t *it, int front);
+void loyalty_sf_item_fail(loyalty_sf_item_t *it, int permanent,
+    const char *error);
+
+/* lifecycle flows (loyalty_worker_sf_lifecycle.c) */
+int loyalty_sf_lifecycle_conf(loyalty_flow_conf_t *f, unsigned i,
+    char *err, size_t len);
+void loyalty_sf_lifecycle_conf_free(loyalty_lifecycle_conf_t *lc);
+void loyalty_sf_lifecycle_submit(loyalty_sf_item_t *it);
+/* after a successful (or unchanged) write: 1 when the item goes on */
+int loyalty_sf_lifecycle_written(loyalty_sf_item_t *it);
 
 
 #endif /* _LOYALTY_WORKER_SF_H_INCLUDED_ */

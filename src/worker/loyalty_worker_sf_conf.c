@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "loyalty_worker.h"
+#include "loyalty_worker_sf.h"
 #include "loyalty_sf_jwt.h"
 #include "loyalty_sf_map.h"
 
@@ -37,6 +37,8 @@ static int loyalty_sf_conf_name(const char *s);
 static int loyalty_sf_conf_file(const char *path, const char *key,
     const char *where, char *err, size_t len);
 static int loyalty_sf_conf_in(const char **list, const char *s);
+static int loyalty_sf_conf_entry(loyalty_field_conf_t *fc,
+    loyalty_sf_map_field_t *m, const char *where, char *err, size_t len);
 
 
 /* Salesforce API names: letters, digits, underscores (Foo__c) */
@@ -97,6 +99,69 @@ loyalty_sf_conf_file(const char *path, const char *key, const char *where,
         snprintf(err, len, "%s%s \"%s\" is empty", where, key, path);
         return LOYALTY_ERROR;
     }
+
+    return LOYALTY_OK;
+}
+
+
+/* from or value, lookup: the parts of an entry beyond its type */
+
+static int
+loyalty_sf_conf_entry(loyalty_field_conf_t *fc, loyalty_sf_map_field_t *m,
+    const char *where, char *err, size_t len)
+{
+    loyalty_json_t  *v;
+
+    if ((fc->from == NULL) == (fc->value == NULL)) {
+        snprintf(err, len, "%s%s: give either from (an event value) or "
+                 "value (a fixed one)", where, fc->field);
+        return LOYALTY_ERROR;
+    }
+
+    if (fc->type == NULL && fc->lookup == NULL && fc->value == NULL) {
+        snprintf(err, len, "%s%s: type is required", where, fc->field);
+        return LOYALTY_ERROR;
+    }
+
+    if (fc->value != NULL) {
+        v = calloc(1, sizeof(loyalty_json_t));
+        if (v == NULL) {
+            snprintf(err, len, "out of memory");
+            return LOYALTY_ERROR;
+        }
+
+        v->type = LOYALTY_JSON_STRING;
+        v->text.data = (u_char *) fc->value;
+        v->text.len = strlen(fc->value);
+        v->plain = 1;
+        fc->constant = v;
+        m->constant = v;
+    }
+
+    if (fc->lookup == NULL) {
+        return LOYALTY_OK;
+    }
+
+    if (!loyalty_sf_conf_name(fc->lookup->object)
+        || !loyalty_sf_conf_name(fc->lookup->external_id))
+    {
+        snprintf(err, len, "%s%s: lookup object \"%s\" and external_id "
+                 "\"%s\" must be Salesforce API names", where, fc->field,
+                 fc->lookup->object, fc->lookup->external_id);
+        return LOYALTY_ERROR;
+    }
+
+    if ((fc->type != NULL && strcmp(fc->type, "text") != 0)
+        || fc->nullable)
+    {
+        snprintf(err, len, "%s%s: a lookup writes the other record's "
+                 "external id: type text (the default), not nullable",
+                 where, fc->field);
+        return LOYALTY_ERROR;
+    }
+
+    m->lookup_object = fc->lookup->object;
+    m->lookup_external_id = fc->lookup->external_id;
 
     return LOYALTY_OK;
 }
@@ -244,14 +309,27 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
 
     snprintf(where, sizeof(where), "flows[%u]: ", i);
 
-    if (f->object == NULL || f->external_id == NULL || f->key == NULL) {
+    if (f->object != NULL && loyalty_sf_is_event(f->object)) {
+        /* a platform event is published: no record to upsert */
+        if (f->external_id != NULL || f->key != NULL || f->lifecycle) {
+            snprintf(err, len, "%sobject %s is a platform event: it is "
+                     "published, so external_id, key and lifecycle do not "
+                     "apply", where, f->object);
+            return LOYALTY_ERROR;
+        }
+
+        f->append = 1;
+
+    } else if (f->object == NULL || f->external_id == NULL
+               || f->key == NULL)
+    {
         snprintf(err, len, "%sa salesforce flow needs object, external_id "
                  "and key", where);
         return LOYALTY_ERROR;
     }
 
     if (!loyalty_sf_conf_name(f->object)
-        || !loyalty_sf_conf_name(f->external_id))
+        || (f->external_id && !loyalty_sf_conf_name(f->external_id)))
     {
         snprintf(err, len, "%sobject \"%s\" and external_id \"%s\" must be "
                  "Salesforce API names ([A-Za-z][A-Za-z0-9_]*)", where,
@@ -259,17 +337,23 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
         return LOYALTY_ERROR;
     }
 
-    if (!loyalty_sf_conf_in(loyalty_sf_keys, f->key)) {
+    if (f->key != NULL && !loyalty_sf_conf_in(loyalty_sf_keys, f->key)) {
         snprintf(err, len, "%skey \"%s\": use ext_id, store_cid, email or "
                  "id (or person: the identity map's id)", where, f->key);
         return LOYALTY_ERROR;
     }
 
     /* the identity map resolves the event's person first */
-    f->person = (strcmp(f->key, "person") == 0);
+    f->person = (f->key != NULL && strcmp(f->key, "person") == 0);
 
     if (f->fields_count == 0) {
         snprintf(err, len, "%sfields: at least one field", where);
+        return LOYALTY_ERROR;
+    }
+
+    if (f->append && f->lifecycle) {
+        snprintf(err, len, "%sappend (one record per event) and lifecycle "
+                 "(a person's record) do not go together", where);
         return LOYALTY_ERROR;
     }
 
@@ -294,7 +378,7 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
             return LOYALTY_ERROR;
         }
 
-        if (strcasecmp(fc->field, f->external_id) == 0) {
+        if (f->external_id && strcasecmp(fc->field, f->external_id) == 0) {
             snprintf(err, len, "%s%s is the external_id: its value comes "
                      "from key, it cannot be a mapped field too", where,
                      fc->field);
@@ -309,7 +393,16 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
             }
         }
 
-        if (loyalty_sf_type_parse(fc->type, &m->type.type) != LOYALTY_OK) {
+        if (loyalty_sf_conf_entry(fc, m, where, err, len) != LOYALTY_OK) {
+            return LOYALTY_ERROR;
+        }
+
+        if (fc->type == NULL) {
+            m->type.type = LOYALTY_SF_TEXT;
+
+        } else if (loyalty_sf_type_parse(fc->type, &m->type.type)
+                   != LOYALTY_OK)
+        {
             snprintf(err, len, "%s%s: unknown type \"%s\" (text, integer, "
                      "decimal, boolean, date, datetime, picklist, email, "
                      "phone)", where, fc->field, fc->type);
@@ -368,7 +461,10 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
         }
 
         /* "$occurred": the envelope's value, a "$" member at apply time */
-        if (fc->from[0] == '$') {
+        if (fc->from == NULL) {
+            /* a fixed value (checked above) */
+
+        } else if (fc->from[0] == '$') {
             if (!loyalty_sf_conf_in(loyalty_sf_envelope, fc->from + 1)) {
                 snprintf(err, len, "%s%s: from \"%s\": the envelope values "
                          "are $id, $src, $store, $type, $occurred, $corr, "
@@ -414,6 +510,12 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
         m->type.country = fc->country;
     }
 
+    if (f->lifecycle != NULL
+        && loyalty_sf_lifecycle_conf(f, i, err, len) != LOYALTY_OK)
+    {
+        return LOYALTY_ERROR;
+    }
+
     return LOYALTY_OK;
 }
 
@@ -431,6 +533,15 @@ loyalty_sf_conf_free(loyalty_conf_t *conf)
             for (k = 0; k < f->fields_count; k++) {
                 free(f->map_from[k]);
             }
+        }
+
+        for (k = 0; f->fields != NULL && k < f->fields_count; k++) {
+            free(f->fields[k].constant);
+            f->fields[k].constant = NULL;
+        }
+
+        if (f->lifecycle != NULL) {
+            loyalty_sf_lifecycle_conf_free(f->lifecycle);
         }
 
         free(f->map_from);

@@ -46,6 +46,13 @@ test_classify(void)
         { "OPERATION_ENQUEUED", "", LOYALTY_SF_SUCCESS },
         { "FIELD_CUSTOM_VALIDATION_EXCEPTION", "", LOYALTY_SF_PERMANENT },
         { "INVALID_FIELD", "", LOYALTY_SF_PERMANENT },
+        { "INVALID_FIELD", "No such column 'Foo__c' on sobject of type "
+          "Contact", LOYALTY_SF_PERMANENT },
+        /* a lookup to a customer not written yet: it may come */
+        { "INVALID_FIELD", "Foreign key external ID: cus_9 not found for "
+          "field Loyalty_Id__c in entity Contact", LOYALTY_SF_TRANSIENT },
+        { "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Foreign key external ID: "
+          "x not found", LOYALTY_SF_PERMANENT },
         { "STRING_TOO_LONG", "", LOYALTY_SF_PERMANENT },
         { "unable_to_lock_row", "", LOYALTY_SF_PERMANENT },
     };

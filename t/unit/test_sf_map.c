@@ -20,21 +20,25 @@ static loyalty_alloc_t  alloc = { lt_arena_alloc, &arena };
 
 static const char *const  tiers[] = { "Bronze", "Silver", "Gold" };
 
+/* designated: the map entry has more members (lookups, fixed values) */
 static const loyalty_sf_map_field_t  map[] = {
-    { "Loyalty_Points__c", "loyalty.points",
-      { .type = LOYALTY_SF_INTEGER }, LOYALTY_SF_OWNER_LOYALTY },
-    { "Loyalty_Tier__c", "loyalty.tier",
-      { .type = LOYALTY_SF_PICKLIST, .allowed = tiers, .n_allowed = 3 },
-      LOYALTY_SF_OWNER_LOYALTY },
-    { "HasOptedOutOfEmail", "consent.email_opt_out",
-      { .type = LOYALTY_SF_BOOLEAN }, LOYALTY_SF_OWNER_CRM },
-    { "Email", "customer.email",
-      { .type = LOYALTY_SF_EMAIL }, LOYALTY_SF_OWNER_EITHER },
-    { "Referral_URL__c", "loyalty.referral_url",
-      { .type = LOYALTY_SF_TEXT, .max_length = 30, .nullable = 1 },
-      LOYALTY_SF_OWNER_LOYALTY },
-    { "Tier_Expiry__c", "loyalty.tier_expires",
-      { .type = LOYALTY_SF_DATE }, LOYALTY_SF_OWNER_LOYALTY },
+    { .field = "Loyalty_Points__c", .from = "loyalty.points",
+      .type = { .type = LOYALTY_SF_INTEGER },
+      .owner = LOYALTY_SF_OWNER_LOYALTY },
+    { .field = "Loyalty_Tier__c", .from = "loyalty.tier",
+      .type = { .type = LOYALTY_SF_PICKLIST, .allowed = tiers,
+                .n_allowed = 3 },
+      .owner = LOYALTY_SF_OWNER_LOYALTY },
+    { .field = "HasOptedOutOfEmail", .from = "consent.email_opt_out",
+      .type = { .type = LOYALTY_SF_BOOLEAN }, .owner = LOYALTY_SF_OWNER_CRM },
+    { .field = "Email", .from = "customer.email",
+      .type = { .type = LOYALTY_SF_EMAIL }, .owner = LOYALTY_SF_OWNER_EITHER },
+    { .field = "Referral_URL__c", .from = "loyalty.referral_url",
+      .type = { .type = LOYALTY_SF_TEXT, .max_length = 30, .nullable = 1 },
+      .owner = LOYALTY_SF_OWNER_LOYALTY },
+    { .field = "Tier_Expiry__c", .from = "loyalty.tier_expires",
+      .type = { .type = LOYALTY_SF_DATE },
+      .owner = LOYALTY_SF_OWNER_LOYALTY },
 };
 
 #define NMAP  (sizeof(map) / sizeof(map[0]))
@@ -201,6 +205,68 @@ test_owner(void)
 }
 
 
+/* lookups by external id, fixed values, platform events */
+
+static void
+test_targets(void)
+{
+    size_t                  n;
+    loyalty_jw_t            w;
+    loyalty_str_t           out;
+    loyalty_json_t          fixed;
+    loyalty_sf_mapped_t     m[3];
+    loyalty_sf_map_field_t  t[3];
+
+    memset(t, 0, sizeof(t));
+    memset(&fixed, 0, sizeof(fixed));
+    fixed.type = LOYALTY_JSON_STRING;
+    fixed.text.data = (const u_char *) "Closed - Converted";
+    fixed.text.len = strlen("Closed - Converted");
+
+    t[0].field = "Contact__r";
+    t[0].from = "$.ext_id";
+    t[0].type.type = LOYALTY_SF_TEXT;
+    t[0].lookup_object = "Contact";
+    t[0].lookup_external_id = "Loyalty_Id__c";
+    t[1].field = "Status";
+    t[1].from = "value";
+    t[1].type.type = LOYALTY_SF_TEXT;
+    t[1].constant = &fixed;
+    t[2].field = "Points__c";
+    t[2].from = "points";
+    t[2].type.type = LOYALTY_SF_INTEGER;
+
+    ok(loyalty_sf_map_apply(t, 3, LOYALTY_SF_TO_CRM,
+                            json("{\"points\":5,\"$\":{\"ext_id\":"
+                                 "\"cus_\\\"7\"}}"),
+                            &alloc, m, &n) == LOYALTY_OK && n == 3,
+       "a lookup, a fixed value and a plain field are mapped");
+
+    loyalty_jw_init(&w, &alloc, 64);
+    loyalty_jw_object(&w, NULL);
+    loyalty_sf_mapped_write(&w, &m[0]);
+    loyalty_sf_mapped_write(&w, &m[1]);
+    loyalty_sf_mapped_write(&w, &m[2]);
+    loyalty_jw_end(&w);
+
+    ok(loyalty_jw_finish(&w, &out) == LOYALTY_OK, "body written");
+    is_str((const char *) out.data,
+           "{\"Contact__r\":{\"attributes\":{\"type\":\"Contact\"},"
+           "\"Loyalty_Id__c\":\"cus_\\\"7\"},"
+           "\"Status\":\"Closed - Converted\",\"Points__c\":5}",
+           "a lookup is the other record's external id, with its type");
+
+    ok(loyalty_sf_map_apply(t, 2, LOYALTY_SF_TO_CRM, json("{}"), &alloc, m,
+                            &n) == LOYALTY_OK && n == 1
+       && strcmp(m[0].map->field, "Status") == 0,
+       "an absent lookup value is not sent; a fixed value always is");
+
+    ok(loyalty_sf_is_event("Loyalty_Update__e"), "__e: a platform event");
+    ok(!loyalty_sf_is_event("Loyalty_Event__c"), "__c: a record");
+    ok(!loyalty_sf_is_event("__e"), "__e alone is no name");
+}
+
+
 int
 main(void)
 {
@@ -208,6 +274,7 @@ main(void)
     test_to_loyalty();
     test_invalid();
     test_owner();
+    test_targets();
 
     lt_arena_free(&arena);
 
