@@ -16,6 +16,12 @@
  *   loyalty_worker_sf.c        the salesforce destination: field maps,
  *                              batching, sObject Collections upserts
  *   loyalty_worker_sf_auth.c   Salesforce tokens shared in Redis
+ *   loyalty_worker_sf_bulk.c   Bulk API 2.0 jobs for deep backlogs
+ *   loyalty_worker_sf_budget.c the daily API budget guard (reserve)
+ *   loyalty_worker_sf_slots.c  org_concurrency: the org's calls in
+ *                              flight, for all workers (Redis leases)
+ *   loyalty_worker_backfill.c  loyalty-worker backfill: a store's
+ *                              full resync through Bulk API
  *   loyalty_worker_sf_conf.c   -t checks of salesforce destinations and
  *                              flows, the field maps
  *   loyalty_worker_identity.c  the identity map: an event's keys -> one
@@ -84,6 +90,13 @@ typedef struct {
     char                 *api_version;
     uint32_t              batch_window_ms;
     uint32_t              limit_pause_ms;      /* 403 REQUEST_LIMIT_... */
+    uint32_t              bulk_threshold;      /* 0: never Bulk API */
+    uint32_t              bulk_timeout_ms;
+    uint32_t              budget_reserve;      /* % of the daily limit */
+    uint32_t              backfill_reserve;    /* %, 0: 2 x budget_... */
+    uint32_t              budget_poll_ms;
+    uint32_t              org_concurrency;     /* calls in flight, all
+                                                  workers, per org url */
 
     uint32_t              timeout_ms;
     uint32_t              connect_timeout_ms;
@@ -99,6 +112,9 @@ typedef struct {
     int64_t               sf_used;             /* Sforce-Limit-Info */
     int64_t               sf_limit;
     uint64_t              sf_skipped[4];       /* LOYALTY_SF_SKIP_* */
+    uint64_t              sf_bulk_jobs;        /* Bulk API jobs made */
+    uint64_t              sf_budget_pauses;    /* daily budget guard */
+    unsigned              sf_budget_paused:1;
     unsigned              inflight;
     unsigned              queued;              /* waiting for a slot */
     void                 *queue_head;          /* loyalty_delivery_t */
@@ -381,6 +397,10 @@ int loyalty_identity_merge(void *redis, loyalty_conf_t *conf,
 /* cli */
 
 int loyalty_cli(loyalty_conf_t *conf, int argc, char **argv);
+/* loyalty_worker_backfill.c; redis is a redisContext (synchronous) */
+struct redisContext;
+int loyalty_backfill(struct redisContext *redis, loyalty_conf_t *conf,
+    int argc, char **argv);
 
 
 /*

@@ -11,6 +11,7 @@
  *   loyalty-worker -c FILE dlq purge STORE ID|--all
  *   loyalty-worker -c FILE conflicts list|show|resolve|dismiss ...
  *   loyalty-worker -c FILE conflicts resolve STORE ID --merge
+ *   loyalty-worker -c FILE backfill STORE ... (loyalty_worker_backfill.c)
  *
  * The conflicts stream (identity conflicts parked for review) has the
  * dead letters' layout: `conflicts resolve` replays, `conflicts dismiss`
@@ -115,6 +116,9 @@ loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
         }
 
         json = (argc == 2);
+
+    } else if (strcmp(cmd, "backfill") == 0) {
+        /* its own arguments: loyalty_worker_backfill.c */
 
     } else if ((strcmp(cmd, "dlq") == 0 || strcmp(cmd, "conflicts") == 0)
                && argc >= 3)
@@ -224,6 +228,9 @@ loyalty_cli(loyalty_conf_t *conf, int argc, char **argv)
     if (strcmp(cmd, "stats") == 0) {
         rc = loyalty_cli_stats(c, conf, json);
 
+    } else if (strcmp(cmd, "backfill") == 0) {
+        rc = loyalty_backfill(c, conf, argc, argv);
+
     } else if (strcmp(cmd, "list") == 0) {
         rc = loyalty_cli_list(c, store, count);
 
@@ -281,7 +288,10 @@ loyalty_cli_usage(void)
         "       loyalty-worker [-c FILE] conflicts show STORE ID\n"
         "       loyalty-worker [-c FILE] conflicts resolve STORE ID|--all\n"
         "       loyalty-worker [-c FILE] conflicts resolve STORE ID --merge\n"
-        "       loyalty-worker [-c FILE] conflicts dismiss STORE ID|--all\n");
+        "       loyalty-worker [-c FILE] conflicts dismiss STORE ID|--all\n"
+        "       loyalty-worker [-c FILE] backfill STORE [--flow ID] "
+        "[--file F.ndjson]\n"
+        "                      [--errors FILE] [--chunk N]\n");
 
     return 2;
 }

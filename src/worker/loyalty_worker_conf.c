@@ -98,6 +98,18 @@ static const cyaml_schema_field_t  loyalty_conf_dest_fields[] = {
                      loyalty_dest_conf_t, batch_window_ms),
     CYAML_FIELD_UINT("limit_pause_ms", CYAML_FLAG_OPTIONAL,
                      loyalty_dest_conf_t, limit_pause_ms),
+    CYAML_FIELD_UINT("bulk_threshold", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, bulk_threshold),
+    CYAML_FIELD_UINT("bulk_timeout_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, bulk_timeout_ms),
+    CYAML_FIELD_UINT("budget_reserve", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, budget_reserve),
+    CYAML_FIELD_UINT("backfill_reserve", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, backfill_reserve),
+    CYAML_FIELD_UINT("budget_poll_ms", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, budget_poll_ms),
+    CYAML_FIELD_UINT("org_concurrency", CYAML_FLAG_OPTIONAL,
+                     loyalty_dest_conf_t, org_concurrency),
     CYAML_FIELD_UINT("timeout_ms", CYAML_FLAG_OPTIONAL,
                      loyalty_dest_conf_t, timeout_ms),
     CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL,
@@ -591,6 +603,15 @@ loyalty_conf_check(loyalty_conf_t *conf, char *err, size_t len)
             return LOYALTY_ERROR;
         }
 
+        /* a worker holds at most batch entries: a deeper backlog is
+         * never gathered */
+        if (d->bulk_threshold >= conf->batch) {
+            snprintf(err, len, "destination \"%s\": bulk_threshold (%u) "
+                     "must be below batch (%u), the entries a worker "
+                     "holds", d->name, d->bulk_threshold, conf->batch);
+            return LOYALTY_ERROR;
+        }
+
         if (longest == NULL || d->timeout_ms > longest->timeout_ms) {
             longest = d;
         }
@@ -864,11 +885,14 @@ loyalty_conf_dest_check(loyalty_dest_conf_t *d, char *err, size_t len)
 
     if (d->auth || d->client_id || d->client_secret_file || d->username
         || d->audience || d->private_key_file || d->api_version
-        || d->batch_window_ms || d->limit_pause_ms)
+        || d->batch_window_ms || d->limit_pause_ms || d->bulk_threshold
+        || d->bulk_timeout_ms || d->budget_reserve || d->backfill_reserve
+        || d->budget_poll_ms || d->org_concurrency)
     {
         snprintf(err, len, "%sauth, client_id, client_secret_file, "
                  "username, audience, private_key_file, api_version, "
-                 "batch_window_ms and limit_pause_ms are for type "
+                 "batch_window_ms, limit_pause_ms, bulk_*, budget_*, "
+                 "backfill_reserve and org_concurrency are for type "
                  "salesforce", where);
         return LOYALTY_ERROR;
     }

@@ -523,6 +523,44 @@ loyalty_metrics_render(loyalty_metrics_t *m, struct evbuffer *b)
             }
         }
 
+        loyalty_metrics_head(b, "loyalty_worker_salesforce_bulk_jobs_total",
+            "counter", "Salesforce Bulk API jobs made for backlogs.");
+
+        for (i = 0; i < m->ndests; i++) {
+            dest = &conf->destinations[i];
+            if (dest->kind == LOYALTY_DEST_SALESFORCE) {
+                evbuffer_add_printf(b, "loyalty_worker_salesforce_bulk_jobs_"
+                    "total{destination=\"%s\"} %llu\n", m->dests[i].label,
+                    (unsigned long long) dest->sf_bulk_jobs);
+            }
+        }
+
+        loyalty_metrics_head(b, "loyalty_worker_salesforce_budget_pauses_"
+            "total", "counter", "Daily budget guard: pauses at the reserve.");
+
+        for (i = 0; i < m->ndests; i++) {
+            dest = &conf->destinations[i];
+            if (dest->kind == LOYALTY_DEST_SALESFORCE) {
+                evbuffer_add_printf(b, "loyalty_worker_salesforce_budget_"
+                    "pauses_total{destination=\"%s\"} %llu\n",
+                    m->dests[i].label,
+                    (unsigned long long) dest->sf_budget_pauses);
+            }
+        }
+
+        loyalty_metrics_head(b, "loyalty_worker_salesforce_budget_paused",
+            "gauge", "1 while this worker's budget guard pauses the "
+            "destination.");
+
+        for (i = 0; i < m->ndests; i++) {
+            dest = &conf->destinations[i];
+            if (dest->kind == LOYALTY_DEST_SALESFORCE) {
+                evbuffer_add_printf(b, "loyalty_worker_salesforce_budget_"
+                    "paused{destination=\"%s\"} %u\n", m->dests[i].label,
+                    (unsigned) dest->sf_budget_paused);
+            }
+        }
+
         loyalty_metrics_head(b, "loyalty_worker_salesforce_api_limit",
             "gauge", "Salesforce daily API request limit (last answer).");
 

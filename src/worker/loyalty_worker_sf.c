@@ -122,35 +122,21 @@ static void loyalty_sf_item_free(loyalty_sf_item_t *it);
 static void loyalty_sf_busy_del(loyalty_sf_item_t *it);
 static void loyalty_sf_call_unlink(loyalty_sf_call_t *c);
 static int loyalty_sf_delta_prepare(loyalty_sf_item_t *it);
-static void loyalty_sf_check(loyalty_sf_call_t *c);
 static void loyalty_sf_checked(void *r, void *data);
 static void loyalty_sf_checked_all(loyalty_sf_call_t *c);
 static void loyalty_sf_commit(loyalty_sf_item_t *it, int ok);
-static void loyalty_sf_schedule(loyalty_sf_t *sf);
 static void loyalty_sf_window(evutil_socket_t fd, short what, void *arg);
 static void loyalty_sf_flush(loyalty_sf_t *sf);
 static unsigned loyalty_sf_key_hash(const char *key);
-static loyalty_sf_item_t *loyalty_sf_key_busy(loyalty_sf_t *sf,
-    const char *key);
-static void loyalty_sf_merge(loyalty_sf_item_t *into, loyalty_sf_item_t *it);
 static void loyalty_sf_item_done(loyalty_sf_item_t *it,
     const loyalty_outcome_t *o, uint64_t us);
-static void loyalty_sf_busy_add(loyalty_sf_t *sf, loyalty_sf_item_t *it);
 static void loyalty_sf_send(loyalty_sf_t *sf);
 static int loyalty_sf_build(loyalty_sf_call_t *c);
 static void loyalty_sf_done(loyalty_http_req_t *r,
     const loyalty_http_res_t *res);
-static void loyalty_sf_usage(loyalty_sf_t *sf, const char *header);
-static void loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
-    const loyalty_sf_result_t *results, const char *why, long status,
-    uint64_t us);
 static void loyalty_sf_call_free(loyalty_sf_call_t *c);
 static void loyalty_sf_fail(loyalty_job_t *job, loyalty_flow_conf_t *flow,
     int permanent, const char *error);
-static int loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
-    const loyalty_alloc_t *a);
-static const char *loyalty_sf_key(loyalty_job_t *job,
-    loyalty_flow_conf_t *flow, const loyalty_alloc_t *a);
 static void loyalty_sf_resolved(loyalty_job_t *job, void *data);
 static void loyalty_sf_add(loyalty_job_t *job, loyalty_flow_conf_t *flow);
 
@@ -223,7 +209,10 @@ loyalty_sf_init(loyalty_cycle_t *cycle)
         sf->dest = dest;
         sf->window = evtimer_new(cycle->base, loyalty_sf_window, sf);
 
-        if (sf->window == NULL || loyalty_sf_auth_init(sf) != LOYALTY_OK) {
+        if (sf->window == NULL || loyalty_sf_auth_init(sf) != LOYALTY_OK
+            || loyalty_sf_budget_init(sf) != LOYALTY_OK
+            || loyalty_sf_slots_init(sf) != LOYALTY_OK)
+        {
             return LOYALTY_ERROR;
         }
     }
@@ -539,7 +528,7 @@ loyalty_sf_busy_del(loyalty_sf_item_t *it)
  * only unique in its store, so it is written as "<store>:<id>".
  */
 
-static const char *
+const char *
 loyalty_sf_key(loyalty_job_t *job, loyalty_flow_conf_t *flow,
     const loyalty_alloc_t *a)
 {
@@ -598,7 +587,7 @@ loyalty_sf_key(loyalty_job_t *job, loyalty_flow_conf_t *flow,
 
 /* the envelope's own values as a "$" member of data ("$occurred") */
 
-static int
+int
 loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
     const loyalty_alloc_t *a)
 {
@@ -683,7 +672,7 @@ loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
 
 /* a call goes when a slot is free and the window ended or 200 wait */
 
-static void
+void
 loyalty_sf_schedule(loyalty_sf_t *sf)
 {
     uint64_t        now, age;
@@ -745,6 +734,13 @@ loyalty_sf_flush(loyalty_sf_t *sf)
     loyalty_sf_call_t  *c;
     loyalty_sf_item_t  *it, *prev, *next, *busy;
 
+    if (sf->dest->bulk_threshold > 0
+        && loyalty_sf_bulk_flush(sf) == LOYALTY_OK)
+    {
+        loyalty_sf_schedule(sf);
+        return;
+    }
+
     c = calloc(1, sizeof(loyalty_sf_call_t));
     if (c == NULL) {
         loyalty_log(LOYALTY_LOG_ERR, NULL, sf->dest->name, -1, -1,
@@ -753,6 +749,7 @@ loyalty_sf_flush(loyalty_sf_t *sf)
     }
 
     c->sf = sf;
+    c->items = c->few;
     prev = NULL;
 
     for (it = sf->head; it != NULL && c->n < LOYALTY_SF_COLLECTION_MAX;
@@ -836,7 +833,7 @@ loyalty_sf_flush(loyalty_sf_t *sf)
  * one customer becomes one write.
  */
 
-static void
+void
 loyalty_sf_merge(loyalty_sf_item_t *into, loyalty_sf_item_t *it)
 {
     size_t                i, j;
@@ -920,7 +917,7 @@ loyalty_sf_key_hash(const char *key)
 }
 
 
-static loyalty_sf_item_t *
+loyalty_sf_item_t *
 loyalty_sf_key_busy(loyalty_sf_t *sf, const char *key)
 {
     loyalty_sf_item_t  *it;
@@ -939,7 +936,7 @@ loyalty_sf_key_busy(loyalty_sf_t *sf, const char *key)
 }
 
 
-static void
+void
 loyalty_sf_busy_add(loyalty_sf_t *sf, loyalty_sf_item_t *it)
 {
     unsigned  b;
@@ -971,6 +968,11 @@ loyalty_sf_send(loyalty_sf_t *sf)
         }
         c->wait_next = NULL;
 
+        if (c->bulk != NULL) {
+            loyalty_sf_bulk_start(c);
+            continue;
+        }
+
         if (loyalty_sf_build(c) != LOYALTY_OK) {
             loyalty_log(LOYALTY_LOG_ERR, NULL, sf->dest->name, -1, -1,
                         "out of memory building a collection");
@@ -980,7 +982,7 @@ loyalty_sf_send(loyalty_sf_t *sf)
         }
 
         c->sent = 1;
-        loyalty_http_queue(&c->req);
+        loyalty_sf_queue(sf, &c->req);
     }
 }
 
@@ -1275,7 +1277,7 @@ loyalty_sf_call_unlink(loyalty_sf_call_t *c)
 
 /* every record of the call gets its outcome; then the next call */
 
-static void
+void
 loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
     const loyalty_sf_result_t *results, const char *why, long status,
     uint64_t us)
@@ -1392,6 +1394,38 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
 }
 
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of occurred (else received): orders as a
+ * string; time holds 25 bytes (also for the backfill's coalescing) */
+
+void
+loyalty_sf_event_time(loyalty_job_t *job, char *time)
+{
+    size_t            i, n, len;
+    loyalty_event_t  *ev;
+    char              utc[LOYALTY_TIME_MAX];
+
+    ev = &job->ev;
+    n = (ev->occurred.len > 0) ? loyalty_time_utc(&ev->occurred, utc) : 0;
+
+    if (n >= 20) {
+        memcpy(time, utc, 19);
+        time[19] = '.';
+        len = (n > 21 && utc[19] == '.') ? n - 21 : 0;
+
+        for (i = 0; i < 3; i++) {
+            time[20 + i] = (i < len) ? utc[20 + i] : '0';
+        }
+
+        time[23] = 'Z';
+        time[24] = '\0';
+
+    } else if (loyalty_time_unix_ms(ev->received, time) != 24) {
+        /* never older than anything: the write is not held back */
+        snprintf(time, 25, "9999-12-31T23:59:59.999Z");
+    }
+}
+
+
 /*
  * The event time (occurred, else received) in the fixed-length form
  * "YYYY-MM-DDTHH:MM:SS.mmmZ" that orders as a string, the state keys,
@@ -1403,29 +1437,9 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
 {
     size_t                i, n, len;
     uint64_t              h;
-    loyalty_event_t      *ev;
     loyalty_sf_mapped_t  *m;
-    char                  utc[LOYALTY_TIME_MAX];
 
-    ev = &it->job->ev;
-    n = (ev->occurred.len > 0) ? loyalty_time_utc(&ev->occurred, utc) : 0;
-
-    if (n >= 20) {
-        memcpy(it->time, utc, 19);
-        it->time[19] = '.';
-        len = (n > 21 && utc[19] == '.') ? n - 21 : 0;
-
-        for (i = 0; i < 3; i++) {
-            it->time[20 + i] = (i < len) ? utc[20 + i] : '0';
-        }
-
-        it->time[23] = 'Z';
-        it->time[24] = '\0';
-
-    } else if (loyalty_time_unix_ms(ev->received, it->time) != 24) {
-        /* never older than anything: the write is not held back */
-        snprintf(it->time, sizeof(it->time), "9999-12-31T23:59:59.999Z");
-    }
+    loyalty_sf_event_time(it->job, it->time);
 
     len = strlen(it->flow->dest->name)
           + strlen(it->object) + strlen(it->key) + 32;
@@ -1482,7 +1496,7 @@ loyalty_sf_delta_prepare(loyalty_sf_item_t *it)
 /* one script per record of the call, pipelined; the call goes on the
  * last answer */
 
-static void
+void
 loyalty_sf_check(loyalty_sf_call_t *c)
 {
     size_t              i, j, len, off;
@@ -1492,8 +1506,8 @@ loyalty_sf_check(loyalty_sf_call_t *c)
 
     c->checking = 1;     /* held until every script is sent */
 
-    snprintf(lease, sizeof(lease), "%u",
-             c->sf->dest->timeout_ms * 2 > 1000
+    snprintf(lease, sizeof(lease), "%u", c->lease_ms ? c->lease_ms
+             : c->sf->dest->timeout_ms * 2 > 1000
              ? c->sf->dest->timeout_ms * 2 : 1000);
 
     for (i = 0; i < c->n; i++) {
@@ -1773,6 +1787,10 @@ loyalty_sf_commit(loyalty_sf_item_t *it, int ok)
 static void
 loyalty_sf_call_free(loyalty_sf_call_t *c)
 {
+    if (c->bulk != NULL) {
+        loyalty_sf_bulk_free(c);
+    }
+
     curl_slist_free_all(c->req.headers);
     free(c->url);
     free(c->body);
@@ -1782,7 +1800,7 @@ loyalty_sf_call_free(loyalty_sf_call_t *c)
 
 /* "api-usage=18/15000": shared in Redis, and the metrics' gauges */
 
-static void
+void
 loyalty_sf_usage(loyalty_sf_t *sf, const char *header)
 {
     loyalty_str_t       h;
@@ -1799,6 +1817,7 @@ loyalty_sf_usage(loyalty_sf_t *sf, const char *header)
 
     sf->dest->sf_used = u.used;
     sf->dest->sf_limit = u.limit;
+    loyalty_sf_budget_seen(sf, u.used, u.limit);
 
     snprintf(used, sizeof(used), "%lld", (long long) u.used);
     snprintf(limit, sizeof(limit), "%lld", (long long) u.limit);
@@ -1836,6 +1855,9 @@ loyalty_sf_cancel(loyalty_cycle_t *cycle)
 
         evtimer_del(sf->window);
         loyalty_sf_auth_stop(sf);
+        loyalty_sf_budget_stop(sf);
+        loyalty_sf_slots_cancel(sf);
+        loyalty_sf_bulk_cancel(sf);
 
         it = sf->head;
         sf->head = NULL;
@@ -1895,6 +1917,8 @@ loyalty_sf_cleanup(loyalty_cycle_t *cycle)
         }
 
         loyalty_sf_auth_cleanup(sf);
+        loyalty_sf_budget_cleanup(sf);
+        loyalty_sf_slots_cleanup(sf);
         free(sf);
         cycle->conf->destinations[i].sf = NULL;
     }

@@ -102,8 +102,11 @@ struct loyalty_sf_call_s {
     loyalty_sf_call_t    *prev;
     loyalty_sf_call_t    *wait_next;       /* sf->ready: needs a token */
     loyalty_sf_t         *sf;
-    loyalty_sf_item_t    *items[LOYALTY_SF_COLLECTION_MAX];
+    loyalty_sf_item_t   **items;           /* few, or a Bulk job's */
+    loyalty_sf_item_t    *few[LOYALTY_SF_COLLECTION_MAX];
     size_t                n;
+    void                 *bulk;            /* loyalty_sf_bulk_t: a job */
+    unsigned              lease_ms;        /* record leases, 0: default */
     char                 *url;
     char                 *body;
     char                  token[512];      /* the one sent */
@@ -153,6 +156,9 @@ struct loyalty_sf_s {
     loyalty_http_req_t    auth_req;
     char                 *auth_body;
     char                  auth_url[2200];
+
+    void                 *budget;          /* loyalty_worker_sf_budget.c */
+    void                 *slots;           /* loyalty_worker_sf_slots.c */
 };
 
 
@@ -184,6 +190,43 @@ void loyalty_sf_lifecycle_conf_free(loyalty_lifecycle_conf_t *lc);
 void loyalty_sf_lifecycle_submit(loyalty_sf_item_t *it);
 /* after a successful (or unchanged) write: 1 when the item goes on */
 int loyalty_sf_lifecycle_written(loyalty_sf_item_t *it);
+
+/* loyalty_worker_sf.c, for the Bulk API path */
+void loyalty_sf_check(loyalty_sf_call_t *c);
+loyalty_sf_item_t *loyalty_sf_key_busy(loyalty_sf_t *sf, const char *key);
+void loyalty_sf_busy_add(loyalty_sf_t *sf, loyalty_sf_item_t *it);
+void loyalty_sf_merge(loyalty_sf_item_t *into, loyalty_sf_item_t *it);
+void loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
+    const loyalty_sf_result_t *results, const char *why, long status,
+    uint64_t us);
+void loyalty_sf_schedule(loyalty_sf_t *sf);
+void loyalty_sf_usage(loyalty_sf_t *sf, const char *header);
+
+/* an event as its flow maps it (also for loyalty_worker_backfill.c) */
+const char *loyalty_sf_key(loyalty_job_t *job, loyalty_flow_conf_t *flow,
+    const loyalty_alloc_t *a);
+int loyalty_sf_envelope(loyalty_job_t *job, loyalty_json_t *data,
+    const loyalty_alloc_t *a);
+void loyalty_sf_event_time(loyalty_job_t *job, char *time);
+
+/* loyalty_worker_sf_bulk.c: a backlog deeper than bulk_threshold goes
+ * as one Bulk API 2.0 job; LOYALTY_DECLINED when it is not deep */
+int loyalty_sf_bulk_flush(loyalty_sf_t *sf);
+void loyalty_sf_bulk_start(loyalty_sf_call_t *c);
+void loyalty_sf_bulk_cancel(loyalty_sf_t *sf);
+void loyalty_sf_bulk_free(loyalty_sf_call_t *c);
+
+/* loyalty_worker_sf_slots.c: org_concurrency for all workers */
+int loyalty_sf_slots_init(loyalty_sf_t *sf);
+void loyalty_sf_queue(loyalty_sf_t *sf, loyalty_http_req_t *req);
+void loyalty_sf_slots_cancel(loyalty_sf_t *sf);
+void loyalty_sf_slots_cleanup(loyalty_sf_t *sf);
+
+/* loyalty_worker_sf_budget.c: the daily budget guard */
+int loyalty_sf_budget_init(loyalty_sf_t *sf);
+void loyalty_sf_budget_seen(loyalty_sf_t *sf, int64_t used, int64_t limit);
+void loyalty_sf_budget_stop(loyalty_sf_t *sf);
+void loyalty_sf_budget_cleanup(loyalty_sf_t *sf);
 
 
 #endif /* _LOYALTY_WORKER_SF_H_INCLUDED_ */

@@ -23,13 +23,16 @@
 #define LOYALTY_SF_API_DEFAULT      "62.0"
 #define LOYALTY_SF_WINDOW_DEFAULT   200
 #define LOYALTY_SF_PAUSE_DEFAULT    60000
+#define LOYALTY_SF_BULK_TIMEOUT     600000
+#define LOYALTY_SF_BUDGET_POLL      60000
+#define LOYALTY_SF_ORG_CONCURRENCY  25
 
 
 static const char  *loyalty_sf_keys[] = { "ext_id", "store_cid", "email",
     "id", "person", NULL };
 
 /* envelope values a field may come from, as "$name" */
-static const char  *loyalty_sf_envelope[] = { "id", "src", "store", "type",
+static const char  *loyalty_sf_conf_envelope[] = { "id", "src", "store", "type",
     "occurred", "corr", "topic", "ext_id", "person", NULL };
 
 
@@ -39,6 +42,8 @@ static int loyalty_sf_conf_file(const char *path, const char *key,
 static int loyalty_sf_conf_in(const char **list, const char *s);
 static int loyalty_sf_conf_entry(loyalty_field_conf_t *fc,
     loyalty_sf_map_field_t *m, const char *where, char *err, size_t len);
+static int loyalty_sf_conf_bulk(loyalty_dest_conf_t *d, const char *where,
+    char *err, size_t len);
 
 
 /* Salesforce API names: letters, digits, underscores (Foo__c) */
@@ -167,6 +172,70 @@ loyalty_sf_conf_entry(loyalty_field_conf_t *fc, loyalty_sf_map_field_t *m,
 }
 
 
+/* Bulk API and the daily budget guard (loyalty_worker_sf_bulk.c,
+ * loyalty_worker_sf_budget.c) */
+
+static int
+loyalty_sf_conf_bulk(loyalty_dest_conf_t *d, const char *where, char *err,
+    size_t len)
+{
+    if (d->bulk_threshold > 0 && d->bulk_threshold < 2) {
+        snprintf(err, len, "%sbulk_threshold: %u is out of range (0 = "
+                 "never, or at least 2)", where, d->bulk_threshold);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->bulk_timeout_ms == 0) {
+        d->bulk_timeout_ms = LOYALTY_SF_BULK_TIMEOUT;
+
+    } else if (d->bulk_timeout_ms < 1000 || d->bulk_timeout_ms > 86400000) {
+        snprintf(err, len, "%sbulk_timeout_ms: %u is out of range "
+                 "[1000, 86400000]", where, d->bulk_timeout_ms);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->budget_reserve > 50) {
+        snprintf(err, len, "%sbudget_reserve: %u is out of range [0, 50] "
+                 "(percent of the daily API limit kept for others)", where,
+                 d->budget_reserve);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->backfill_reserve == 0) {
+        d->backfill_reserve = 2 * d->budget_reserve;
+
+    } else if (d->backfill_reserve > 90
+               || d->backfill_reserve < d->budget_reserve)
+    {
+        snprintf(err, len, "%sbackfill_reserve: %u must be in [%u, 90]: "
+                 "backfill pauses before the realtime flows "
+                 "(budget_reserve %u)", where, d->backfill_reserve,
+                 d->budget_reserve, d->budget_reserve);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->org_concurrency == 0) {
+        d->org_concurrency = LOYALTY_SF_ORG_CONCURRENCY;
+
+    } else if (d->org_concurrency > 1000) {
+        snprintf(err, len, "%sorg_concurrency: %u is out of range "
+                 "[1, 1000]", where, d->org_concurrency);
+        return LOYALTY_ERROR;
+    }
+
+    if (d->budget_poll_ms == 0) {
+        d->budget_poll_ms = LOYALTY_SF_BUDGET_POLL;
+
+    } else if (d->budget_poll_ms < 100 || d->budget_poll_ms > 3600000) {
+        snprintf(err, len, "%sbudget_poll_ms: %u is out of range "
+                 "[100, 3600000]", where, d->budget_poll_ms);
+        return LOYALTY_ERROR;
+    }
+
+    return LOYALTY_OK;
+}
+
+
 int
 loyalty_sf_conf_dest(loyalty_dest_conf_t *d, char *err, size_t len)
 {
@@ -219,6 +288,10 @@ loyalty_sf_conf_dest(loyalty_dest_conf_t *d, char *err, size_t len)
     } else if (d->limit_pause_ms < 1000 || d->limit_pause_ms > 3600000) {
         snprintf(err, len, "%slimit_pause_ms: %u is out of range "
                  "[1000, 3600000]", where, d->limit_pause_ms);
+        return LOYALTY_ERROR;
+    }
+
+    if (loyalty_sf_conf_bulk(d, where, err, len) != LOYALTY_OK) {
         return LOYALTY_ERROR;
     }
 
@@ -465,7 +538,7 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
             /* a fixed value (checked above) */
 
         } else if (fc->from[0] == '$') {
-            if (!loyalty_sf_conf_in(loyalty_sf_envelope, fc->from + 1)) {
+            if (!loyalty_sf_conf_in(loyalty_sf_conf_envelope, fc->from + 1)) {
                 snprintf(err, len, "%s%s: from \"%s\": the envelope values "
                          "are $id, $src, $store, $type, $occurred, $corr, "
                          "$topic, $ext_id, $person", where, fc->field,

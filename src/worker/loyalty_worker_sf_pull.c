@@ -496,8 +496,9 @@ loyalty_pull_query(loyalty_pull_t *p)
 
     p->state = LOYALTY_PULL_QUERY;
 
-    /* a slot of the destination and its rate limit, like a call */
-    loyalty_http_queue(&p->req);
+    /* a slot of the destination, of the org and its rate limit, like a
+     * call */
+    loyalty_sf_queue(p->sf, &p->req);
 }
 
 

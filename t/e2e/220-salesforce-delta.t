@@ -263,7 +263,7 @@ sub partial {
 partial('2026-11-24T10:00:01Z', last_name => 'Alpha', points_balance => 1);
 partial('2026-11-24T10:00:03Z', points_balance => 3);
 partial('2026-11-24T10:00:02Z', last_name => 'Gamma', points_balance => 2);
-my $since = $sb->seq;
+$since = $sb->seq;
 my $w3 = Loyalty::Test::Worker->new(config => sf_config(file => 'w3.yaml'));
 ok(drained(), 'the backlog of three events drained');
 my $co = sent('cus_co', $since);
@@ -278,7 +278,7 @@ $since = $sb->seq;
 partial('2026-11-24T10:00:01.500Z', last_name => 'Delta');
 partial('2026-11-24T10:00:04Z', points_balance => 4);
 ok(drained(), 'two more drained');
-my $r = by_key()->{cus_co}[0]{fields};
+$r = by_key()->{cus_co}[0]{fields};
 is($r->{LastName}, 'Gamma', 'a later-arriving LastName older than the '
    . 'coalesced one is not written (per-field times kept)');
 is($r->{Points__c}, 4, 'a newer Points__c is');

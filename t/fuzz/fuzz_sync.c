@@ -5,7 +5,8 @@
  * arbitrary bytes as a Bulk API CSV result file (every record read,
  * written again and read back to the same fields), as a Collections
  * answer (results for 1 to 5 records), as single answers of every
- * status class, and as a Sforce-Limit-Info header.
+ * status class, as a Sforce-Limit-Info header, and as Bulk API job
+ * info, an sf__Error cell and a /limits answer.
  *
  *   make build/fuzz/fuzz_sync
  *   build/fuzz/fuzz_sync -max_total_time=60 /tmp/synccorpus t/fuzz/seeds
@@ -19,6 +20,7 @@
 
 #include "loyalty_csv.h"
 #include "loyalty_sf_api.h"
+#include "loyalty_sf_bulk.h"
 #include "loyalty_test.h"
 
 
@@ -97,6 +99,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     loyalty_str_t        in;
     loyalty_sf_result_t  res[5], one;
     loyalty_sf_usage_t   u;
+    loyalty_sf_job_t     job;
 
     in.data = lt_arena_dup(&arena, (const char *) data, size);
     in.len = size;
@@ -121,6 +124,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (loyalty_sf_usage_parse(&in, &u) == LOYALTY_OK) {
         check(u.used >= 0 && u.limit >= 0);
+    }
+
+    if (loyalty_sf_job_parse(&in, &alloc, &job, &err) == LOYALTY_OK) {
+        check(job.id.len > 0 && job.id.len <= 32 && job.id.data != NULL);
+        check(job.state <= LOYALTY_SF_JOB_ABORTED);
+    }
+
+    loyalty_sf_bulk_error_parse(&in, &one);
+    check_result(&one);
+    check(one.code.len > 0);
+    check(one.message.len <= in.len && one.fields.len <= in.len);
+
+    if (loyalty_sf_limits_parse(&in, &alloc, &u, &err) == LOYALTY_OK) {
+        check(u.limit > 0 && u.used >= 0 && u.used <= u.limit);
     }
 
     lt_arena_free(&arena);
