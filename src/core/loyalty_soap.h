@@ -59,8 +59,8 @@ void loyalty_soap_init(void);
  * not a well-formed outbound message (wrong namespaces, no
  * OrganizationId, a Notification without Id, more than
  * LOYALTY_SOAP_MAX_NOTIFICATIONS, none at all, a DOCTYPE, a body that
- * is not UTF-8 or is over 10 MB, ...); LOYALTY_ERROR when out of memory.  Every string is a
- * NUL-terminated copy in a; absent ones (an ActionId left out, the value
+ * is not UTF-8 or is over 10 MB, ...); LOYALTY_ERROR when out of
+ * memory.  Every string is a NUL-terminated copy in a; absent ones (an ActionId left out, the value
  * of a nil field, a missing xsi:type) are { 0, NULL }.  On failure *out
  * is all zero.  Nothing is printed: libxml2's messages are swallowed.
  */
