@@ -59,6 +59,14 @@ static const char  loyalty_sf_usage_script[] =
     "           'at', ARGV[3]) return 1";
 
 
+/* KEYS: loyalty:{S}:ownership; ARGV: its length, then field, value... */
+static const char  loyalty_sf_refused_script[] =
+    "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', "
+    "           unpack(ARGV, 2)) return 1";
+
+#define LOYALTY_SF_REFUSED_MAX  "10000"
+
+
 /* after a busy lease: another worker writes the record right now */
 #define LOYALTY_SF_LOCKED_RETRY_MS  200
 
@@ -119,6 +127,8 @@ static const char  loyalty_sf_commit_script[] =
 
 
 static void loyalty_sf_item_free(loyalty_sf_item_t *it);
+static void loyalty_sf_refused(loyalty_sf_item_t *it,
+    const loyalty_sf_mapped_t *m);
 static void loyalty_sf_busy_del(loyalty_sf_item_t *it);
 static void loyalty_sf_call_unlink(loyalty_sf_call_t *c);
 static int loyalty_sf_delta_prepare(loyalty_sf_item_t *it);
@@ -377,6 +387,7 @@ loyalty_sf_add(loyalty_job_t *job, loyalty_flow_conf_t *flow)
             loyalty_log(LOYALTY_LOG_INFO, job, dest->name, -1, -1,
                         "conflict: %s.%s is owned by the CRM, not written",
                         flow->object, it->mapped[i].map->field);
+            loyalty_sf_refused(it, &it->mapped[i]);
         }
     }
 
@@ -478,6 +489,66 @@ loyalty_sf_fail(loyalty_job_t *job, loyalty_flow_conf_t *flow,
                                          ? LOYALTY_DELIVERY_PERMANENT
                                          : LOYALTY_DELIVERY_TRANSIENT, 0);
     loyalty_consumer_done(job, flow, &o);
+}
+
+
+/*
+ * A write refused because the CRM owns the field: the value the event
+ * had, for review, in loyalty:{S}:ownership (the logs name the field
+ * only: values may be personal data).
+ */
+
+static void
+loyalty_sf_refused(loyalty_sf_item_t *it, const loyalty_sf_mapped_t *m)
+{
+    const char            *args[12];
+    const loyalty_json_t  *v;
+    char                   key[300], object[300], value[512];
+
+    v = m->source;
+
+    switch (v ? v->type : LOYALTY_JSON_NULL) {
+    case LOYALTY_JSON_NUMBER:
+    case LOYALTY_JSON_STRING:
+        snprintf(value, sizeof(value), "%.*s", (int) v->text.len,
+                 v->text.len ? (const char *) v->text.data : "");
+        break;
+    case LOYALTY_JSON_TRUE:
+        snprintf(value, sizeof(value), "true");
+        break;
+    case LOYALTY_JSON_FALSE:
+        snprintf(value, sizeof(value), "false");
+        break;
+    case LOYALTY_JSON_NULL:
+        snprintf(value, sizeof(value), "null");
+        break;
+    default:
+        snprintf(value, sizeof(value), "(JSON %s)",
+                 v->type == LOYALTY_JSON_ARRAY ? "array" : "object");
+        break;
+    }
+
+    snprintf(key, sizeof(key), "loyalty:{%s}:ownership",
+             loyalty_cycle.conf->stores[it->job->store]);
+    snprintf(object, sizeof(object), "%s:%s", it->flow->dest->name,
+             it->flow->object);
+
+    args[0] = key;
+    args[1] = LOYALTY_SF_REFUSED_MAX;
+    args[2] = "object";
+    args[3] = object;
+    args[4] = "field";
+    args[5] = m->map->field;
+    args[6] = "record";
+    args[7] = it->key;
+    args[8] = "event";
+    args[9] = it->job->entry_id;
+    args[10] = "value";
+    args[11] = value;
+
+    (void) loyalty_consumer_eval("salesforce ownership",
+                                 loyalty_sf_refused_script, 1, args, 12,
+                                 NULL, NULL);
 }
 
 

@@ -166,6 +166,13 @@ ok(!(grep { ($_->{body} // '') =~ /Opt_In__c/ }
    'Opt_In__c never in a request body');
 like($w1->log . $w2->log, qr/conflict: Contact.Opt_In__c is owned by the CRM/,
      'each refusal logged as a conflict with the field name');
+my $own = $redis->stream('loyalty:{eu}:ownership');
+is(scalar @$own, 20, 'each refused write kept in loyalty:{eu}:ownership');
+is(scalar(grep { $_->[1]{field} eq 'Opt_In__c' && $_->[1]{value} eq 'true'
+                 && $_->[1]{object} eq 'sf:Contact'
+                 && $_->[1]{record} =~ /^cus_\d+$/ && $_->[1]{event} }
+          @$own), 20, '... with the object, field, record, event entry and '
+   . 'the value the event had');
 unlike($w1->log . $w2->log, qr/example\.com|sandbox-client-secret|00D\w+!/,
        'no e-mail address, secret or token in the logs');
 is(scalar @{ $p->dlq('eu') }, 0, 'no dead letters');
