@@ -79,8 +79,9 @@ static const char  loyalty_sf_refused_script[] =
  * the Contact now); -1 when another worker holds the lease; else per
  * field 0 send, 1 unchanged, 2 older than the stored value.  A value
  * already there from an older event takes the newer time, so a
- * later-arriving older event cannot overwrite it.  Nothing to send:
- * the lease is freed.
+ * later-arriving older event cannot overwrite it (for a Lead also the
+ * copy its Contact will start from, v:<field>).  Nothing to send: the
+ * lease is freed.
  */
 static const char  loyalty_sf_check_script[] =
     "if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[3], 'by') == 1 then "
@@ -100,6 +101,13 @@ static const char  loyalty_sf_check_script[] =
     "      d = 1 "
     "      if t > st then "
     "        redis.call('HSET', KEYS[1], f, t .. '|' .. h) "
+    "        if ARGV[4] == '1' then "
+    "          local v = redis.call('HGET', KEYS[3], 'v:' .. f) "
+    "          if v and string.sub(v, 1, 24) < t then "
+    "            redis.call('HSET', KEYS[3], 'v:' .. f, "
+    "                       t .. string.sub(v, 25)) "
+    "          end "
+    "        end "
     "      end "
     "    end "
     "  end "
@@ -1410,9 +1418,18 @@ loyalty_sf_finish(loyalty_sf_call_t *c, loyalty_sf_class_e cls,
                         it->object);
 
             if (it->flow->lifecycle != NULL) {
+                /* a Lead's values are kept (v:) before its lease is
+                 * freed: a promotion that takes the lease next copies
+                 * them all */
+                if (it->phase == LOYALTY_SF_LC_LEAD) {
+                    (void) loyalty_sf_lifecycle_written(it);
+                }
+
                 loyalty_sf_commit(it, 1);
 
-                if (loyalty_sf_lifecycle_written(it)) {
+                if (it->phase != LOYALTY_SF_LC_LEAD
+                    && loyalty_sf_lifecycle_written(it))
+                {
                     /* the Lead is marked: now the Contact */
                     continue;
                 }

@@ -83,9 +83,13 @@ struct loyalty_sf_item_s {
     loyalty_sf_mapped_t  *lc_mapped;       /* the event's, while the
                                               Lead is marked converted */
     size_t                lc_nmapped;
+    loyalty_sf_mapped_t  *lc_own;          /* the event's own values, */
+    size_t                lc_nown;         /* before the Lead's joined */
     const char          **lc_time;         /* per mapped: the time of a
                                               value taken from the Lead */
     unsigned              phase:3;         /* LOYALTY_SF_LC_* */
+    unsigned              lc_converted:1;  /* the Lead is marked: the
+                                              Contact next */
     unsigned              nostate:1;       /* append, events: no delta */
     unsigned              verdict:3;       /* LOYALTY_SF_DELTA_* */
     unsigned              locked:1;        /* we hold the record lease */

@@ -12,15 +12,23 @@
  *   lead       1 once a Lead write succeeded
  *   v:<field>  the last value written to the Lead: its event time (24
  *              characters), its JSON kind (a digit) and its text
- *   converted  1 once the Contact got the full profile
+ *   converted  1 once a flow's Contact got the full profile
+ *   converted:<flow id>
+ *              1 once this flow's Contact got the Lead's values of its
+ *              own fields (flows sharing a lifecycle map different
+ *              fields: each copies its own)
  *
  * Before a record joins its call, one script decides where it goes;
  * Redis answers in order on one connection, so a person's events keep
  * their stream order.  Promotion: the Lead is marked with the
  * `converted` fields (Salesforce's real convertLead is a SOAP call),
  * then the Contact is written with every value the Lead got plus the
- * event's own, then `converted` is set.  A failure on the way retries
- * the event, which promotes again (every step is idempotent).  A Lead
+ * event's own (per field the newer), then `converted:<flow id>` is
+ * set.  The Lead's values are read again once the marking is written:
+ * the marking took the Lead's lease after every Lead write checked
+ * before the promotion (a Lead write keeps its values before it frees
+ * the lease), so none is missed.  A failure on the way retries the
+ * event, which promotes again (every step is idempotent).  A Lead
  * write checks `by` under its record lease (the delta script), so a
  * Lead is never written after its person was promoted, on any worker.
  */
@@ -36,10 +44,11 @@
 
 /*
  * KEYS: lifecycle, the Lead's delta state and its lease; ARGV: "1" for
- * an `until` event, the event id.  {0}: the Lead; {3}: the Contact;
- * {2 or 4, field, value, ...}: the promotion with the Lead's values
- * (2: a Lead exists, or another worker is writing one right now: mark
- * it first; its lease makes the marking wait for that write).
+ * an `until` event, the event id, the flow's id.  {0}: the Lead; {3}:
+ * the Contact; {2 or 4, field, value, ...}: the promotion with the
+ * Lead's values (2: a Lead exists, or another worker is writing one
+ * right now: mark it first; its lease makes the marking wait for that
+ * write).
  */
 static const char  loyalty_sf_lc_script[] =
     "local by = redis.call('HGET', KEYS[1], 'by') "
@@ -47,7 +56,7 @@ static const char  loyalty_sf_lc_script[] =
     "  if ARGV[1] ~= '1' then return {0} end "
     "  redis.call('HSET', KEYS[1], 'by', ARGV[2]) "
     "end "
-    "if redis.call('HEXISTS', KEYS[1], 'converted') == 1 then "
+    "if redis.call('HEXISTS', KEYS[1], 'converted:' .. ARGV[3]) == 1 then "
     "  return {3} "
     "end "
     "local r = {4} "
@@ -65,13 +74,23 @@ static const char  loyalty_sf_lc_script[] =
     "return r";
 
 /*
- * KEYS: lifecycle; ARGV: the flag to set ("" for none), then name,
- * value pairs of the Lead's values (v:<name>).
+ * KEYS: lifecycle; ARGV: the flag to set ("" for none; converted:<flow>
+ * also sets converted), then name, value pairs of the Lead's values
+ * (v:<name>); a value from a newer event is kept.
  */
 static const char  loyalty_sf_lc_mark_script[] =
-    "if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], '1') end "
+    "if ARGV[1] ~= '' then "
+    "  redis.call('HSET', KEYS[1], ARGV[1], '1') "
+    "  if string.sub(ARGV[1], 1, 10) == 'converted:' then "
+    "    redis.call('HSET', KEYS[1], 'converted', '1') "
+    "  end "
+    "end "
     "for i = 2, #ARGV, 2 do "
-    "  redis.call('HSET', KEYS[1], 'v:' .. ARGV[i], ARGV[i + 1]) "
+    "  local s = redis.call('HGET', KEYS[1], 'v:' .. ARGV[i]) "
+    "  if not s or string.sub(s, 1, 24) <= string.sub(ARGV[i + 1], 1, 24) "
+    "  then "
+    "    redis.call('HSET', KEYS[1], 'v:' .. ARGV[i], ARGV[i + 1]) "
+    "  end "
     "end "
     "return 1";
 
@@ -210,7 +229,7 @@ loyalty_sf_lifecycle_submit(loyalty_sf_item_t *it)
 {
     size_t                     len;
     unsigned                   k;
-    const char                *args[5];
+    const char                *args[6];
     loyalty_event_t           *ev;
     loyalty_lifecycle_conf_t  *lc;
     char                       id[256];
@@ -253,9 +272,10 @@ loyalty_sf_lifecycle_submit(loyalty_sf_item_t *it)
     snprintf(id, sizeof(id), "%.*s", (int) ev->id.len,
              ev->id.data ? (const char *) ev->id.data : "");
     args[4] = id;
+    args[5] = it->flow->id;
 
     if (loyalty_consumer_eval("salesforce lifecycle", loyalty_sf_lc_script,
-                              3, args, 5, loyalty_sf_lc_decided, it)
+                              3, args, 6, loyalty_sf_lc_decided, it)
         != LOYALTY_OK)
     {
         loyalty_sf_item_fail(it, 0, "salesforce: lifecycle state not read "
@@ -293,6 +313,13 @@ loyalty_sf_lc_decided(void *r, void *data)
         break;
 
     case 3:
+        if (it->lc_own != NULL) {
+            /* promoted meanwhile: the event's own values */
+            memcpy(it->mapped, it->lc_own,
+                   it->lc_nown * sizeof(loyalty_sf_mapped_t));
+            it->nmapped = it->lc_nown;
+        }
+
         it->phase = LOYALTY_SF_LC_NONE;
         it->object = it->flow->object;
         it->external_id = it->flow->external_id;
@@ -304,7 +331,9 @@ loyalty_sf_lc_decided(void *r, void *data)
             return;
         }
 
-        if (reply->element[0]->integer == 2
+        /* once marked, the Contact (with the Lead's values read
+         * again, now that no Lead write can be in flight) */
+        if (reply->element[0]->integer == 2 && !it->lc_converted
             && it->flow->lifecycle->converted_count > 0)
         {
             if (loyalty_sf_lc_convert(it) != LOYALTY_OK) {
@@ -316,22 +345,25 @@ loyalty_sf_lc_decided(void *r, void *data)
         break;
     }
 
-    loyalty_sf_enqueue(it, 0);
+    /* after its marking: before the person's later writes */
+    loyalty_sf_enqueue(it, it->lc_converted);
 }
 
 
 /*
- * The Contact's first record: the event's values, and the Lead's last
- * values of every other mapped field, so the Contact starts complete.
+ * The Contact's first record: per mapped field the newer of the event's
+ * value and the Lead's last one (a Lead written by later events before
+ * an older promoting event arrived keeps its newer values), so the
+ * Contact starts complete and never older than its Lead.
  */
 
 static int
 loyalty_sf_lc_promote(loyalty_sf_item_t *it, redisReply *reply)
 {
-    size_t                 i, k, n;
-    redisReply            *f, *v;
-    u_char                *p;
-    loyalty_sf_mapped_t   *m;
+    size_t                  i, k, n;
+    redisReply             *f, *v;
+    u_char                 *p;
+    loyalty_sf_mapped_t    *m;
     loyalty_sf_map_field_t *map;
 
     it->phase = LOYALTY_SF_LC_PROMOTE;
@@ -345,7 +377,27 @@ loyalty_sf_lc_promote(loyalty_sf_item_t *it, redisReply *reply)
         it->lc_mapped = NULL;
     }
 
+    /* the event's own values (kept: the Lead's are read again on a
+     * second promotion, and may replace some of them) */
+    if (it->lc_own == NULL) {
+        it->lc_own = loyalty_sf_palloc(&it->pool, it->nmapped
+                                       * sizeof(loyalty_sf_mapped_t) + 1);
+        if (it->lc_own == NULL) {
+            return LOYALTY_ERROR;
+        }
+
+        memcpy(it->lc_own, it->mapped,
+               it->nmapped * sizeof(loyalty_sf_mapped_t));
+        it->lc_nown = it->nmapped;
+
+    } else {
+        memcpy(it->mapped, it->lc_own,
+               it->lc_nown * sizeof(loyalty_sf_mapped_t));
+        it->nmapped = it->lc_nown;
+    }
+
     map = it->flow->map;
+    loyalty_sf_event_time(it->job, it->time);
 
     it->lc_time = loyalty_sf_palloc(&it->pool, it->flow->fields_count
                                                * sizeof(char *) + 1);
@@ -375,18 +427,29 @@ loyalty_sf_lc_promote(loyalty_sf_item_t *it, redisReply *reply)
             continue;           /* no longer mapped */
         }
 
-        /* the event's own value wins */
         for (n = 0; n < it->nmapped; n++) {
             if (it->mapped[n].map == &map[k]) {
                 break;
             }
         }
 
-        if (n < it->nmapped || it->nmapped >= it->flow->fields_count) {
+        if (n < it->nmapped) {
+            /* the event's own value wins unless the Lead's is newer; a
+             * field the event does not write (not the owner) stays so */
+            if (it->mapped[n].status != LOYALTY_SF_MAPPED
+                || memcmp(v->str, it->time, 24) <= 0)
+            {
+                continue;
+            }
+
+        } else if (it->nmapped >= it->flow->fields_count) {
             continue;
+
+        } else {
+            n = it->nmapped++;
         }
 
-        m = &it->mapped[it->nmapped];
+        m = &it->mapped[n];
         memset(m, 0, sizeof(*m));
         m->map = &map[k];
         m->status = LOYALTY_SF_MAPPED;
@@ -398,10 +461,9 @@ loyalty_sf_lc_promote(loyalty_sf_item_t *it, redisReply *reply)
 
         memcpy(p, v->str, v->len);
         p[24] = '\0';
-        it->lc_time[it->nmapped] = (const char *) p;
+        it->lc_time[n] = (const char *) p;
         m->value.text.data = p + 25;
         m->value.text.len = v->len - 25;
-        it->nmapped++;
     }
 
     return LOYALTY_OK;
@@ -455,18 +517,24 @@ loyalty_sf_lifecycle_written(loyalty_sf_item_t *it)
         return 0;
 
     case LOYALTY_SF_LC_CONVERT:
+        /*
+         * The Lead's values copied when the promotion was decided may
+         * miss a Lead write that was in flight then (in this worker, or
+         * in another that held the Lead's lease); the marking took the
+         * lease after it, so they are read again now.  Its key stays
+         * busy until the Contact's record is queued.
+         */
         it->mapped = it->lc_mapped;
         it->nmapped = it->lc_nmapped;
         it->lc_mapped = NULL;
-        it->phase = LOYALTY_SF_LC_PROMOTE;
-        it->object = it->flow->object;
-        it->external_id = it->flow->external_id;
+        it->lc_converted = 1;
+        it->call = NULL;
         it->verdict = LOYALTY_SF_DELTA_SEND;
-        loyalty_sf_enqueue(it, 1);
+        loyalty_sf_lifecycle_submit(it);
         return 1;
 
     case LOYALTY_SF_LC_PROMOTE:
-        loyalty_sf_lc_mark(it, "converted");
+        loyalty_sf_lc_mark(it, NULL);
         return 0;
 
     default:
@@ -489,11 +557,22 @@ loyalty_sf_lc_mark(loyalty_sf_item_t *it, const char *what)
     size_t                i, n;
     const char           *args[2 + 2 * LOYALTY_SF_LC_MARK_FIELDS];
     loyalty_sf_mapped_t  *m;
-    char                 *v;
+    char                 *v, *flag;
 
     args[0] = it->lc_key;
     args[1] = "";
     n = 2;
+
+    if (what == NULL) {
+        /* this flow's promotion is complete */
+        flag = loyalty_sf_palloc(&it->pool, strlen(it->flow->id) + 11);
+        if (flag == NULL) {
+            return;
+        }
+
+        sprintf(flag, "converted:%s", it->flow->id);
+        what = flag;
+    }
 
     for (i = 0; it->phase == LOYALTY_SF_LC_LEAD && i < it->nmapped; i++) {
         m = &it->mapped[i];

@@ -289,6 +289,71 @@ cmp_ok($leads, '>=', 4, "the Leads made first were marked ($leads)");
 is(scalar @{ $p->dlq('eu') }, 0, 'nothing dead-lettered');
 $w2->stop;
 
+# the promotion never makes a Contact older than its Lead (one worker,
+# deterministic):
+#  - a paid order older than the Lead's last values (sent late): the
+#    Contact takes the Lead's newer values, not the order's older ones;
+sub contact { one('Contact', 'Loyalty_Id__c', $_[0]) // { fields => {} } }
+send_event('customer.updated', { customer => { ext_id => 'late_1',
+    last_name => 'Newer', points_balance => 500 } },
+    at => '2026-11-24T10:00:00Z');
+ok(drained(), 'late_1: a Lead with newer values');
+send_event('order.paid', { customer => { ext_id => 'late_1',
+    last_name => 'Older', points_balance => 100 },
+    order => { id => 'ord_late' } }, at => '2026-11-24T09:00:00Z');
+ok(drained(), 'late_1: an older paid order promotes');
+is_deeply([ map { contact('late_1')->{fields}{$_} }
+            qw(LastName Points__c Last_Order__c) ],
+          [ 'Newer', 500, 'ord_late' ],
+          "late_1: the Lead's newer values win over the promoting event's "
+          . 'older ones; its own other values are written');
+like({ @{ $redis->cmd('HGETALL', 'loyalty:state:{sf:Contact:late_1}') }
+     }->{LastName} // '', qr/^2026-11-24T10:00:00\.000Z\|/,
+     "late_1: with the Lead's event time in the Contact's state");
+
+#  - a Lead value confirmed by a later event (unchanged, not sent) keeps
+#    that later time for the Contact: an event older than it but newer
+#    than the first one cannot overwrite it after the promotion;
+for (['09:00', 'Gold', 1], ['09:10', 'Gold', 2]) {
+    send_event('customer.updated', { customer => { ext_id => 'late_2',
+        tier => $_->[1], last_name => "L$_->[2]" } },
+        at => "2026-11-24T$_->[0]:00Z");
+    ok(drained(), "late_2: Lead event at $_->[0]");
+}
+send_event('order.paid', { customer => { ext_id => 'late_2' },
+                           order => { id => 'ord_l2' } },
+           at => '2026-11-24T09:20:00Z');
+ok(drained(), 'late_2: promoted');
+send_event('customer.updated', { customer => { ext_id => 'late_2',
+    tier => 'Silver', last_name => 'L0' } }, at => '2026-11-24T09:05:00Z');
+ok(drained(), 'late_2: an event older than the confirmation, sent late');
+is_deeply([ map { contact('late_2')->{fields}{$_} } qw(Tier__c LastName) ],
+          [ 'Gold', 'L2' ], 'late_2: the Contact keeps the newer Gold');
+
+#  - a Lead write in flight when the promotion is decided: the Contact
+#    gets its value (the Lead's values are read again after the marking)
+send_event('customer.updated', { customer => { ext_id => 'late_3',
+    last_name => 'First' } }, at => '2026-11-24T08:00:00Z');
+ok(drained(), 'late_3: a Lead');
+$sb->fault([ { service => 'salesforce', path => 'composite',
+               latency_ms => 1500, times => 1 } ]);
+send_event('customer.updated', { customer => { ext_id => 'late_3',
+    last_name => 'Second' } }, at => '2026-11-24T09:10:00Z');
+ok(wait_until(sub { $redis->cmd('EXISTS',
+                    'loyalty:state:{sf:Lead:late_3}:lock') }, timeout => 5),
+   'late_3: the Lead write is in flight (slow answer)');
+send_event('order.paid', { customer => { ext_id => 'late_3' },
+                           order => { id => 'ord_l3' } },
+           at => '2026-11-24T09:05:00Z');
+ok(drained(), 'late_3: promoted while the Lead was being written');
+ok(!(grep { ($_->{times} // 0) > 0 } @{ $sb->faults }),
+   'late_3: the slow answer was hit');
+is_deeply([ map { contact('late_3')->{fields}{$_} }
+            qw(LastName Last_Order__c) ], [ 'Second', 'ord_l3' ],
+          'late_3: the Contact has the value of the Lead write in flight');
+is(one('Lead', 'Loyalty_Id__c', 'late_3')->{fields}{Status},
+   'Closed - Converted', 'late_3: the Lead is marked');
+
 # --- event records: exactly once -------------------------------------------
 
 my $e2 = send_event('points.redeemed', { customer => { ext_id => 'cus_1' },

@@ -8,7 +8,9 @@
 # rows, an expired token), through nginx, Redis and two workers into the
 # sandbox's Salesforce.  The stores know a customer by different keys
 # (eu by the loyalty id, us by its own customer number; both by e-mail):
-# the identity map makes them one person and one Contact.  The sandbox's Contacts and ledger records must end equal
+# the identity map makes them one person and one record.  A customer is
+# a Lead until the first paid order arrives, then a Contact with the full
+# profile (the lifecycle rule); the Lead is marked converted.  The sandbox's Contacts and ledger records must end equal
 # to the state this test computes on its own from the events: no
 # duplicate record, no missing event, no older value over a newer one,
 # no CRM-owned field touched.
@@ -43,6 +45,7 @@ my $JSON = JSON::PP->new->utf8->canonical;
 $sb->config('salesforce', {
     field_types => {
         Contact => { Points__c => 'number', Opt_In__c => 'boolean' },
+        Lead => { Points__c => 'number', Opt_In__c => 'boolean' },
         Loyalty_Event__c => { Points__c => 'number',
                               Balance_After__c => 'number' },
     },
@@ -65,7 +68,12 @@ for my $i (1 .. $N) {
     my $ev = { i => $i, id => sprintf('evt_%05d', $i), store => $store,
                c => $c, at => $at };
     my $r = rand;
-    if ($r < 0.4) {
+    if ($r >= 0.35 && $r < 0.42) {
+        $ev->{type} = 'order.paid';
+        $ev->{data} = { customer => { %keys },
+                        order => { id => "ord_$i", total => 1000 + $i,
+                                   currency => 'EUR' } };
+    } elsif ($r < 0.35) {
         $ev->{type} = 'customer.updated';
         $ev->{data} = { customer => {
             %keys,
@@ -76,7 +84,7 @@ for my $i (1 .. $N) {
             opt_in_email => rand() < 0.5 ? JSON::PP::true : JSON::PP::false,
         } };
     } else {
-        my $earn = $r < 0.75;
+        my $earn = $r < 0.78;
         my $delta = $earn ? 1 + int(rand 200) : -(1 + int(rand 100));
         $ev->{type} = $earn ? 'points.earned' : 'points.redeemed';
         $ev->{data} = {
@@ -89,13 +97,16 @@ for my $i (1 .. $N) {
     push @events, $ev;
 }
 
-# expected: per Contact field, the value of the newest event carrying it
-my (%contact, %ledger);
+# expected: per person field, the value of the newest event carrying it;
+# a person with a paid order is a Contact, the others Leads
+my (%contact, %ledger, %promoted);
 for my $ev (@events) {
     my $k = $contact{ $ev->{c} } //= {};
     my $cu = $ev->{data}{customer};
     $k->{Email} = $cu->{email};
-    if ($ev->{type} eq 'customer.updated') {
+    if ($ev->{type} eq 'order.paid') {
+        $promoted{ $ev->{c} } = 1;
+    } elsif ($ev->{type} eq 'customer.updated') {
         $k->{LastName} = $cu->{last_name};
         $k->{Points__c} = $cu->{points_balance};
         $k->{Tier__c} = $cu->{tier}{name};
@@ -140,10 +151,15 @@ destinations:
                        timeout_ms => 3000) ]}flows:
   - to: sf
     name: profile
-    on: [customer.updated]
+    on: [customer.updated, order.paid]
     object: Contact
     external_id: Loyalty_Id__c
     key: person
+    lifecycle: &lead
+      object: Lead
+      until: [order.paid]
+      converted:
+        - { field: Status, value: Closed - Converted }
     fields:
       - { field: Email, from: customer.email, type: email }
       - { field: LastName, from: customer.last_name, type: text,
@@ -157,10 +173,11 @@ destinations:
       - { field: Last_Event__c, from: \$occurred, type: datetime }
   - to: sf
     name: balance
-    on: [points.earned, points.redeemed]
+    on: [points.earned, points.redeemed, order.paid]
     object: Contact
     external_id: Loyalty_Id__c
     key: person
+    lifecycle: *lead
     fields:
       - { field: Points__c, from: points.balance_after, type: integer,
           owner: loyalty }
@@ -189,6 +206,10 @@ max_attempts: 50
 log_level: info
 Y
 
+# the events and their order are fixed above; what follows (temporary
+# directories, the redeliveries) must not repeat between runs
+srand();
+
 my @w = map { Loyalty::Test::Worker->new(config => $cfg) } 1 .. 2;
 
 $sb->fault([
@@ -201,7 +222,7 @@ $sb->fault([
 ]);
 # locked rows: five ledger records, twice each (Contacts are keyed by
 # person ids the worker makes: not known here)
-my @points = grep { $_->{type} ne 'customer.updated' } @events;
+my @points = grep { $_->{type} =~ /^points/ } @events;
 for my $n (1 .. 5) {
     $sb->action('salesforce', 'inject_error', {
         object => 'Loyalty_Event__c', value => $points[$n * 100]{id},
@@ -286,29 +307,47 @@ diag(sprintf 'drained %.1f s after the first send', time - $started);
 
 # --- what the org holds ----------------------------------------------------
 
-# Contacts by the person id the worker gave them; the test knows the
-# customer by e-mail
-my $recs = $sb->state('salesforce', 'records', 'Contact')->{records};
-my (%got, %person, $dups);
-for my $r (@$recs) {
-    my $k = $r->{fields}{Email} // '';
-    $k =~ s/\@example\.com$//;
-    $dups++ if $got{$k};
-    $got{$k} = $r;
-    $person{$k} = $r->{fields}{Loyalty_Id__c};
+# Contacts and Leads by the person id the worker gave them; the test
+# knows the customer by e-mail (a Lead made by a points event before any
+# profile event has none: its person id says whose it is)
+my (%got, %lead, %person, %whose, $dups);
+my %recs = map { $_ => $sb->state('salesforce', 'records', $_)->{records} }
+           qw(Contact Lead);
+for my $r (map { @$_ } values %recs) {
+    (my $c = $r->{fields}{Email} // '') =~ s/\@example\.com$//;
+    next unless $c;
+    my $id = $r->{fields}{Loyalty_Id__c} // '';
+    $dups++ if $whose{$id} && $whose{$id} ne $c;
+    $dups++ if $person{$c} && $person{$c} ne $id;
+    $whose{$id} = $c;
+    $person{$c} = $id;
 }
-is($dups // 0, 0, 'no duplicate Contact: two stores\' keys for one '
-   . 'customer resolved to one person');
+for my $obj (qw(Contact Lead)) {
+    my $into = $obj eq 'Contact' ? \%got : \%lead;
+    for my $r (@{ $recs{$obj} }) {
+        my $c = $whose{ $r->{fields}{Loyalty_Id__c} // '' } // 'unknown';
+        $dups++ if $into->{$c};
+        $into->{$c} = $r;
+    }
+}
+is($dups // 0, 0, 'no duplicate Contact or Lead: two stores\' keys for '
+   . 'one customer resolved to one person, one id on both records');
 my %ids;
 $ids{ $person{$_} // '' }++ for keys %person;
-is(scalar(grep { /^p_[0-9a-f]{24}$/ } keys %ids), scalar keys %person,
-   'every Contact keyed by its own person id');
-is(scalar keys %got, scalar keys %contact, 'one Contact per customer ('
-   . scalar(keys %contact) . ')');
+is(scalar(grep { /^p_[0-9a-f]{24}$/ } keys %ids), scalar keys %contact,
+   'every customer keyed by its own person id');
+is(scalar keys %got, scalar keys %promoted, 'a Contact for each customer '
+   . 'with a paid order (' . scalar(keys %promoted) . ')');
+is(scalar(grep { !$got{$_} } keys %promoted), 0, '... and for no other');
+is(scalar(grep { !$promoted{$_} && !$lead{$_} } keys %contact), 0,
+   'a Lead for each customer without one ('
+   . scalar(grep { !$promoted{$_} } keys %contact) . ')');
 
+# the person's current record holds every field's newest value
 my (%wrong, $older);
 for my $c (sort keys %contact) {
-    my $f = $got{$c} ? $got{$c}{fields} : {};
+    my $rec = $promoted{$c} ? $got{$c} : $lead{$c};
+    my $f = $rec ? $rec->{fields} : {};
     for my $field (sort keys %{ $contact{$c} }) {
         my $want = $contact{$c}{$field};
         my $have = $f->{$field};
@@ -318,18 +357,31 @@ for my $c (sort keys %contact) {
         }
         next if defined $have && $have eq $want;
         $wrong{$field}++;
-        diag("$c $field: want $want, have " . ($have // 'none'))
+        diag(($promoted{$c} ? 'Contact' : 'Lead') . " $c $field: want "
+             . "$want, have " . ($have // 'none'))
             if ($wrong{$field} // 0) <= 3;
     }
 }
-is(scalar keys %wrong, 0, 'every Contact field holds its newest event\'s '
-   . 'value (no older value over a newer one)')
+is(scalar keys %wrong, 0, 'every field of each Contact and Lead holds its '
+   . 'newest event\'s value (no older value over a newer one)')
     or diag explain \%wrong;
 
+# a promoted person's Lead: marked converted by its last write, never
+# written after
+my $unmarked = 0;
+for my $c (grep { $promoted{$_} && $lead{$_} } keys %contact) {
+    my $h = $lead{$c}{history};
+    $unmarked++ unless ($h->[-1]{fields}{Status} // '') eq
+                       'Closed - Converted';
+}
+is($unmarked, 0, 'the Leads of promoted customers end with the '
+   . 'conversion mark (' . scalar(grep { $promoted{$_} && $lead{$_} }
+                                  keys %contact) . ' Leads converted)');
+
 my %crm_touched;
-for my $c (sort keys %got) {
-    $crm_touched{$c}++
-        if grep { exists $_->{fields}{Opt_In__c} } @{ $got{$c}{history} };
+for my $r (values %got, values %lead) {
+    $crm_touched{ $r->{Id} }++
+        if grep { exists $_->{fields}{Opt_In__c} } @{ $r->{history} };
 }
 is(scalar keys %crm_touched, 0, 'the CRM-owned Opt_In__c never written');
 
@@ -380,8 +432,9 @@ unlike($log, qr/example\.com|sandbox-client-secret/,
 # --- a person sets consent in the CRM; later events carry it too ----------
 
 my %consent;
+my @crm = (sort keys %promoted)[0 .. 49];
 for my $n (0 .. 49) {
-    my $c = sprintf 'cus_%03d', $n * 10;
+    my $c = $crm[$n];
     $consent{$c} = $n % 2 ? JSON::PP::true : JSON::PP::false;
     $sb->action('salesforce', 'crm_edit', { object => 'Contact',
         id => $got{$c}{Id}, fields => { Opt_In__c => $consent{$c} } });
