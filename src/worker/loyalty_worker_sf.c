@@ -582,6 +582,7 @@ static void
 loyalty_sf_busy_del(loyalty_sf_item_t *it)
 {
     loyalty_sf_t       *sf;
+    struct timeval      tv;
     loyalty_sf_item_t **pp;
 
     if (!it->busy) {
@@ -598,6 +599,16 @@ loyalty_sf_busy_del(loyalty_sf_item_t *it)
 
     *pp = it->busy_next;
     it->busy = 0;
+
+    /* the key is free: what waited for it may go, at the end of this
+     * loop turn (whichever path freed it, a call in flight or not) */
+    sf->stalled = 0;
+
+    if (sf->pending > 0 && !loyalty_cycle.stopping) {
+        tv.tv_sec = 0;
+        tv.tv_usec = 0;
+        evtimer_add(sf->window, &tv);
+    }
 }
 
 
