@@ -480,6 +480,8 @@ int loyalty_sf_conf_dest(loyalty_dest_conf_t *d, char *err, size_t len);
 int loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
     size_t len);
 void loyalty_sf_conf_free(loyalty_conf_t *conf);
+/* a Salesforce API name: a letter, then letters, digits, _ (Foo__c) */
+int loyalty_sf_api_name(const char *s);
 
 
 /* metrics: fixed arrays, one call per outcome on the hot path */

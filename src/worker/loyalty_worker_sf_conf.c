@@ -36,7 +36,6 @@ static const char  *loyalty_sf_conf_envelope[] = { "id", "src", "store", "type",
     "occurred", "corr", "topic", "ext_id", "person", NULL };
 
 
-static int loyalty_sf_conf_name(const char *s);
 static int loyalty_sf_conf_file(const char *path, const char *key,
     const char *where, char *err, size_t len);
 static int loyalty_sf_conf_in(const char **list, const char *s);
@@ -48,8 +47,8 @@ static int loyalty_sf_conf_bulk(loyalty_dest_conf_t *d, const char *where,
 
 /* Salesforce API names: letters, digits, underscores (Foo__c) */
 
-static int
-loyalty_sf_conf_name(const char *s)
+int
+loyalty_sf_api_name(const char *s)
 {
     if (!isalpha((u_char) *s)) {
         return 0;
@@ -147,8 +146,8 @@ loyalty_sf_conf_entry(loyalty_field_conf_t *fc, loyalty_sf_map_field_t *m,
         return LOYALTY_OK;
     }
 
-    if (!loyalty_sf_conf_name(fc->lookup->object)
-        || !loyalty_sf_conf_name(fc->lookup->external_id))
+    if (!loyalty_sf_api_name(fc->lookup->object)
+        || !loyalty_sf_api_name(fc->lookup->external_id))
     {
         snprintf(err, len, "%s%s: lookup object \"%s\" and external_id "
                  "\"%s\" must be Salesforce API names", where, fc->field,
@@ -401,8 +400,8 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
         return LOYALTY_ERROR;
     }
 
-    if (!loyalty_sf_conf_name(f->object)
-        || (f->external_id && !loyalty_sf_conf_name(f->external_id)))
+    if (!loyalty_sf_api_name(f->object)
+        || (f->external_id && !loyalty_sf_api_name(f->external_id)))
     {
         snprintf(err, len, "%sobject \"%s\" and external_id \"%s\" must be "
                  "Salesforce API names ([A-Za-z][A-Za-z0-9_]*)", where,
@@ -445,7 +444,7 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
 
         snprintf(where, sizeof(where), "flows[%u].fields[%u]: ", i, k);
 
-        if (!loyalty_sf_conf_name(fc->field)) {
+        if (!loyalty_sf_api_name(fc->field)) {
             snprintf(err, len, "%sfield \"%s\" is not a Salesforce API "
                      "name", where, fc->field);
             return LOYALTY_ERROR;

@@ -154,25 +154,7 @@ static int loyalty_pull_conf_fields(loyalty_pull_conf_t *pc,
 static int loyalty_pull_conf_select(loyalty_pull_conf_t *pc);
 static int loyalty_pull_path(const char *s);
 static int loyalty_pull_under(const char *path, const char *prefix);
-static int loyalty_pull_api_name(const char *s);
 static int loyalty_pull_in(const char **list, const char *s);
-
-
-static int
-loyalty_pull_api_name(const char *s)
-{
-    if (!isalpha((u_char) *s)) {
-        return 0;
-    }
-
-    for ( /* void */ ; *s; s++) {
-        if (!isalnum((u_char) *s) && *s != '_') {
-            return 0;
-        }
-    }
-
-    return 1;
-}
 
 
 static int
@@ -333,7 +315,7 @@ loyalty_pull_conf_one(loyalty_conf_t *conf, unsigned i, char *err,
         return LOYALTY_ERROR;
     }
 
-    if (!loyalty_pull_api_name(pc->object)) {
+    if (!loyalty_sf_api_name(pc->object)) {
         snprintf(err, len, "%sobject \"%s\" is not a Salesforce API name "
                  "([A-Za-z][A-Za-z0-9_]*)", where, pc->object);
         return LOYALTY_ERROR;
@@ -393,7 +375,7 @@ loyalty_pull_conf_fields(loyalty_pull_conf_t *pc, const char *where,
         fc = &pc->fields[k];
         m = &pc->map[k];
 
-        if (!loyalty_pull_api_name(fc->field)) {
+        if (!loyalty_sf_api_name(fc->field)) {
             snprintf(err, len, "%sfields[%u]: field \"%s\" is not a "
                      "Salesforce API name", where, k, fc->field);
             return LOYALTY_ERROR;
