@@ -301,7 +301,10 @@ class Sandbox {
     }
 
     async handle(req, res) {
+        // t and latency_ms both from the request's arrival, before its
+        // body is read: [t, t + latency_ms] is the time it was open
         const t0 = process.hrtime.bigint();
+        const wall0 = Date.now();
         const url = new URL(req.url, 'http://sandbox');
         let body;
         try {
@@ -320,7 +323,7 @@ class Sandbox {
         const ctx = new Context(this, svc, req, res, url, body);
         const bodyText = body.length ? body.toString('utf8') : '';
         const entry = {
-            t: Date.now(),
+            t: wall0,
             service: svc ? svc.name : null,
             method: req.method,
             path: ctx.path,
