@@ -482,6 +482,10 @@ int loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
 void loyalty_sf_conf_free(loyalty_conf_t *conf);
 /* a Salesforce API name: a letter, then letters, digits, _ (Foo__c) */
 int loyalty_sf_api_name(const char *s);
+/* scale, precision, country, max_length of a field on its type (t is a
+ * loyalty_sf_field_type_t) */
+int loyalty_sf_conf_typing(loyalty_field_conf_t *fc, const void *t,
+    const char *where, char *err, size_t len);
 
 
 /* metrics: fixed arrays, one call per outcome on the hot path */

@@ -45,6 +45,48 @@ static int loyalty_sf_conf_bulk(loyalty_dest_conf_t *d, const char *where,
     char *err, size_t len);
 
 
+/* the keys that refine a field's type: on the right type, in range */
+
+int
+loyalty_sf_conf_typing(loyalty_field_conf_t *fc, const void *type,
+    const char *where, char *err, size_t len)
+{
+    const loyalty_sf_field_type_t  *t;
+
+    t = type;
+
+    if ((fc->scale || fc->precision || fc->minor_units)
+        && t->type != LOYALTY_SF_DECIMAL)
+    {
+        snprintf(err, len, "%s%s: scale, precision and minor_units are "
+                 "for a decimal", where, fc->field);
+        return LOYALTY_ERROR;
+    }
+
+    if (fc->precision > 18 || fc->scale > 17
+        || (fc->precision && fc->scale >= fc->precision))
+    {
+        snprintf(err, len, "%s%s: precision (at most 18) must exceed "
+                 "scale", where, fc->field);
+        return LOYALTY_ERROR;
+    }
+
+    if (fc->country != NULL && t->type != LOYALTY_SF_PHONE) {
+        snprintf(err, len, "%s%s: country is for a phone", where,
+                 fc->field);
+        return LOYALTY_ERROR;
+    }
+
+    if (fc->max_length > 131072) {
+        snprintf(err, len, "%s%s: max_length %u is out of range "
+                 "[1, 131072]", where, fc->field, fc->max_length);
+        return LOYALTY_ERROR;
+    }
+
+    return LOYALTY_OK;
+}
+
+
 /* Salesforce API names: letters, digits, underscores (Foo__c) */
 
 int
@@ -504,31 +546,9 @@ loyalty_sf_conf_flow(loyalty_flow_conf_t *f, unsigned i, char *err,
             return LOYALTY_ERROR;
         }
 
-        if ((fc->scale || fc->precision || fc->minor_units)
-            && m->type.type != LOYALTY_SF_DECIMAL)
+        if (loyalty_sf_conf_typing(fc, &m->type, where, err, len)
+            != LOYALTY_OK)
         {
-            snprintf(err, len, "%s%s: scale, precision and minor_units are "
-                     "for a decimal", where, fc->field);
-            return LOYALTY_ERROR;
-        }
-
-        if (fc->precision > 18 || fc->scale > 17
-            || (fc->precision && fc->scale >= fc->precision))
-        {
-            snprintf(err, len, "%s%s: precision (at most 18) must exceed "
-                     "scale", where, fc->field);
-            return LOYALTY_ERROR;
-        }
-
-        if (fc->country != NULL && m->type.type != LOYALTY_SF_PHONE) {
-            snprintf(err, len, "%s%s: country is for a phone", where,
-                     fc->field);
-            return LOYALTY_ERROR;
-        }
-
-        if (fc->max_length > 131072) {
-            snprintf(err, len, "%s%s: max_length %u is out of range "
-                     "[1, 131072]", where, fc->field, fc->max_length);
             return LOYALTY_ERROR;
         }
 

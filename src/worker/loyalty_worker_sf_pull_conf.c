@@ -363,6 +363,7 @@ loyalty_pull_conf_fields(loyalty_pull_conf_t *pc, const char *where,
     unsigned                    k, j;
     const char                **o;
     loyalty_sf_map_field_t     *m;
+    loyalty_field_conf_t        typing;
     loyalty_pull_field_conf_t  *fc;
 
     pc->map = calloc(pc->fields_count, sizeof(loyalty_sf_map_field_t));
@@ -455,31 +456,18 @@ loyalty_pull_conf_fields(loyalty_pull_conf_t *pc, const char *where,
             return LOYALTY_ERROR;
         }
 
-        if ((fc->scale || fc->precision || fc->minor_units)
-            && m->type.type != LOYALTY_SF_DECIMAL)
+        /* the typing keys are those of a flow's field */
+        memset(&typing, 0, sizeof(typing));
+        typing.field = fc->field;
+        typing.max_length = fc->max_length;
+        typing.scale = fc->scale;
+        typing.precision = fc->precision;
+        typing.minor_units = fc->minor_units;
+        typing.country = fc->country;
+
+        if (loyalty_sf_conf_typing(&typing, &m->type, where, err, len)
+            != LOYALTY_OK)
         {
-            snprintf(err, len, "%s%s: scale, precision and minor_units are "
-                     "for a decimal", where, fc->field);
-            return LOYALTY_ERROR;
-        }
-
-        if (fc->precision > 18 || fc->scale > 17
-            || (fc->precision && fc->scale >= fc->precision))
-        {
-            snprintf(err, len, "%s%s: precision (at most 18) must exceed "
-                     "scale", where, fc->field);
-            return LOYALTY_ERROR;
-        }
-
-        if (fc->country != NULL && m->type.type != LOYALTY_SF_PHONE) {
-            snprintf(err, len, "%s%s: country is for a phone", where,
-                     fc->field);
-            return LOYALTY_ERROR;
-        }
-
-        if (fc->max_length > 131072) {
-            snprintf(err, len, "%s%s: max_length %u is out of range "
-                     "[1, 131072]", where, fc->field, fc->max_length);
             return LOYALTY_ERROR;
         }
 
